@@ -1,0 +1,4 @@
+package cli
+
+// demoCommands returns the demo commands. Owned by the demo area.
+func demoCommands() []*Command { return nil }

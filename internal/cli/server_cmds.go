@@ -1,0 +1,4 @@
+package cli
+
+// serverCommands returns the server commands. Owned by the server area.
+func serverCommands() []*Command { return nil }
