@@ -1,0 +1,4 @@
+package policy
+
+// DefaultPolicyText exposes the built-in default policy text to tests.
+func DefaultPolicyText() string { return defaultPolicyText }
