@@ -176,14 +176,14 @@ func TestFileDeviceRedactsAndMatchesAuditHash(t *testing.T) {
 
 	req := kvWrite()
 	ctx := t.Context()
-	if err := h.broker.LogRequest(ctx, &audit.Input{Caller: caller(), Request: req}); err != nil {
+	if err = h.broker.LogRequest(ctx, &audit.Input{Caller: caller(), Request: req}); err != nil {
 		t.Fatal(err)
 	}
 	resp := &logical.Response{
 		Data:   map[string]any{"foo": secretValue, "ttl": 60},
 		Secret: &logical.Secret{LeaseID: "aks/mysecret/lease1"},
 	}
-	if err := h.broker.LogResponse(ctx, &audit.Input{Caller: caller(), Request: req, Response: resp, Err: errors.New("boom")}); err != nil {
+	if err = h.broker.LogResponse(ctx, &audit.Input{Caller: caller(), Request: req, Response: resp, Err: errors.New("boom")}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -492,7 +492,7 @@ func TestListDisableAndPersistence(t *testing.T) {
 	if got := h2.hash(t, "file/", secretValue); got != before {
 		t.Errorf("hash after Setup %s, want %s", got, before)
 	}
-	if err := h2.broker.LogRequest(t.Context(), &audit.Input{Request: kvWrite()}); err != nil {
+	if err = h2.broker.LogRequest(t.Context(), &audit.Input{Request: kvWrite()}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(readLines(t, logPath)); n != 1 {
@@ -502,10 +502,10 @@ func TestListDisableAndPersistence(t *testing.T) {
 		t.Errorf("stdout device wrote %q", h2.stdout.String())
 	}
 
-	if _, err := h2.sys(t, logical.DeleteOperation, "audit/file", nil); err != nil {
+	if _, err = h2.sys(t, logical.DeleteOperation, "audit/file", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h2.sys(t, logical.DeleteOperation, "audit/never-enabled", nil); err != nil {
+	if _, err = h2.sys(t, logical.DeleteOperation, "audit/never-enabled", nil); err != nil {
 		t.Errorf("disabling a missing device: %v", err)
 	}
 	resp, err = h2.sys(t, logical.ReadOperation, "audit/", nil)
@@ -578,5 +578,54 @@ func TestInputWithoutRequest(t *testing.T) {
 	h := newHarness(t, nil)
 	if err := h.broker.LogRequest(t.Context(), &audit.Input{}); err == nil {
 		t.Error("want an error for an input without a request")
+	}
+}
+
+func TestSetupWithUnopenableDeviceFailsRequests(t *testing.T) {
+	t.Parallel()
+	store := inmem.New()
+	h := newHarness(t, store)
+	dir := filepath.Join(t.TempDir(), "logs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	h.enable(t, "file", map[string]any{"file_path": filepath.Join(dir, "audit.log")})
+	h.broker.Teardown()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	h2 := newHarness(t, store) // Setup succeeds; the device is kept but broken
+	if !h2.broker.Enabled() {
+		t.Fatal("device dropped at Setup")
+	}
+	if err := h2.broker.LogRequest(t.Context(), &audit.Input{Request: kvWrite()}); !errors.Is(err, audit.ErrAuditFailed) {
+		t.Errorf("LogRequest = %v, want ErrAuditFailed", err)
+	}
+	if !strings.Contains(h2.logs.String(), "audit device could not be opened") {
+		t.Errorf("open failure not logged: %s", h2.logs.String())
+	}
+}
+
+func TestReopenAfterRotation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "audit.log")
+	h.enable(t, "file", map[string]any{"file_path": logPath})
+	if err := h.broker.LogRequest(t.Context(), &audit.Input{Request: kvWrite()}); err != nil {
+		t.Fatal(err)
+	}
+	rotated := filepath.Join(dir, "audit.log.1")
+	if err := os.Rename(logPath, rotated); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.broker.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.broker.LogRequest(t.Context(), &audit.Input{Request: kvWrite()}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([2]int{1, 1}, [2]int{len(readLines(t, rotated)), len(readLines(t, logPath))}); diff != "" {
+		t.Errorf("lines [rotated current] (-want +got):\n%s", diff)
 	}
 }

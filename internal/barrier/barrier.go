@@ -51,14 +51,14 @@ const (
 // "Vault is sealed" to 503 and a bad key to 400).
 var (
 	// ErrSealed is returned by every data method while the barrier is sealed.
-	ErrSealed = errors.New("Vault is sealed")
+	ErrSealed = errors.New("Vault is sealed") //nolint:staticcheck // Vault's wire message
 	// ErrBadKey is returned by Unseal when the root key does not decrypt
 	// the keyring.
 	ErrBadKey = errors.New("unseal failed, invalid key")
 	// ErrNotInitialized is returned by Unseal before Initialize.
-	ErrNotInitialized = errors.New("Vault is not initialized")
+	ErrNotInitialized = errors.New("Vault is not initialized") //nolint:staticcheck // Vault's wire message
 	// ErrAlreadyInitialized is returned by Initialize when a keyring exists.
-	ErrAlreadyInitialized = errors.New("Vault is already initialized")
+	ErrAlreadyInitialized = errors.New("Vault is already initialized") //nolint:staticcheck // Vault's wire message
 	// ErrInvalidKeySize is returned for root keys that are not 16, 24 or 32
 	// bytes long.
 	ErrInvalidKeySize = errors.New("key size must be 16, 24 or 32 bytes")

@@ -51,25 +51,25 @@ func TestInitializeUnsealLifecycle(t *testing.T) {
 	if len(root) != 32 {
 		t.Fatalf("GenerateKey returned %d bytes", len(root))
 	}
-	if err := b.Unseal(ctx, root); !errors.Is(err, barrier.ErrNotInitialized) {
+	if err = b.Unseal(ctx, root); !errors.Is(err, barrier.ErrNotInitialized) {
 		t.Fatalf("Unseal before Initialize = %v, want ErrNotInitialized", err)
 	}
-	if err := b.Initialize(ctx, root); err != nil {
+	if err = b.Initialize(ctx, root); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := b.Initialized(ctx); err != nil || !ok {
-		t.Fatalf("Initialized() = %v, %v after Initialize", ok, err)
+	if ok, ierr := b.Initialized(ctx); ierr != nil || !ok {
+		t.Fatalf("Initialized() = %v, %v after Initialize", ok, ierr)
 	}
 	if !b.Sealed() {
 		t.Fatal("Initialize unsealed the barrier")
 	}
-	if err := b.Initialize(ctx, root); !errors.Is(err, barrier.ErrAlreadyInitialized) {
+	if err = b.Initialize(ctx, root); !errors.Is(err, barrier.ErrAlreadyInitialized) {
 		t.Fatalf("second Initialize = %v, want ErrAlreadyInitialized", err)
 	}
-	if err := b.Unseal(ctx, root); err != nil {
+	if err = b.Unseal(ctx, root); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Unseal(ctx, root); err != nil {
+	if err = b.Unseal(ctx, root); err != nil {
 		t.Fatalf("Unseal when unsealed = %v, want nil", err)
 	}
 	mustPut(t, b, "secret/a", "value-a")
@@ -82,7 +82,7 @@ func TestInitializeUnsealLifecycle(t *testing.T) {
 	// A second barrier over the same physical store (a restart) reads the
 	// data back after unsealing with the same root key.
 	b2 := barrier.New(phys)
-	if err := b2.Unseal(ctx, root); err != nil {
+	if err = b2.Unseal(ctx, root); err != nil {
 		t.Fatal(err)
 	}
 	if got := mustGet(t, b2, "secret/a"); got != "value-a" {
@@ -126,7 +126,7 @@ func TestWrongRootKey(t *testing.T) {
 	}
 	for name, key := range tests {
 		t.Run(name, func(t *testing.T) {
-			if err := b.Unseal(t.Context(), key); !errors.Is(err, barrier.ErrBadKey) {
+			if err = b.Unseal(t.Context(), key); !errors.Is(err, barrier.ErrBadKey) {
 				t.Fatalf("Unseal(wrong key) = %v, want ErrBadKey", err)
 			}
 			if !b.Sealed() {

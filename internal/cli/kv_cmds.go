@@ -40,7 +40,7 @@ func kvCommands() []*Command {
 func kvPreflight(ctx context.Context, client *api.Client, p string) (mountPath string, version int, err error) {
 	resp, err := client.Logical().ReadRawWithContext(ctx, "sys/internal/ui/mounts/"+p)
 	if resp != nil {
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 	}
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusNotFound {

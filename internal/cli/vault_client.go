@@ -170,9 +170,9 @@ func consumedDashDash(fs *flag.FlagSet, remaining []string) bool {
 
 // usage prints the command's flags.
 func (m *vaultMeta) usage() {
-	fmt.Fprintf(m.env.Stdout, "Usage: keyward %s [options] [args]\n\n", m.fs.Name())
+	_, _ = fmt.Fprintf(m.env.Stdout, "Usage: keyward %s [options] [args]\n\n", m.fs.Name())
 	m.fs.VisitAll(func(f *flag.Flag) {
-		fmt.Fprintf(m.env.Stdout, "  -%s\n      %s\n", f.Name, f.Usage)
+		_, _ = fmt.Fprintf(m.env.Stdout, "  -%s\n      %s\n", f.Name, f.Usage)
 	})
 }
 
@@ -192,15 +192,15 @@ func (m *vaultMeta) outputFormat() string {
 func (m *vaultMeta) tableFormat() bool { return m.outputFormat() == "table" }
 
 // output writes one line to stdout.
-func (m *vaultMeta) output(s string) { fmt.Fprintln(m.env.Stdout, s) }
+func (m *vaultMeta) output(s string) { _, _ = fmt.Fprintln(m.env.Stdout, s) }
 
 // errorf writes one line to stderr.
 func (m *vaultMeta) errorf(format string, args ...any) {
-	fmt.Fprintf(m.env.Stderr, format+"\n", args...)
+	_, _ = fmt.Fprintf(m.env.Stderr, format+"\n", args...)
 }
 
 // warn writes a wrapped warning to stderr.
-func (m *vaultMeta) warn(s string) { fmt.Fprintln(m.env.Stderr, wrapAtLength(s, 0)) }
+func (m *vaultMeta) warn(s string) { _, _ = fmt.Fprintln(m.env.Stderr, wrapAtLength(s, 0)) }
 
 // argCount checks the number of positional arguments; it reports the
 // problem like vault and returns false when the count is wrong.
@@ -392,9 +392,9 @@ func storeTokenHelper(env *Env, token string) error {
 // otherwise one line is read from stdin.
 func promptSecret(env *Env, prompt string) (string, error) {
 	if f, ok := env.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(env.Stdout, prompt)
+		_, _ = fmt.Fprint(env.Stdout, prompt)
 		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(env.Stdout)
+		_, _ = fmt.Fprintln(env.Stdout)
 		if err != nil {
 			return "", err
 		}

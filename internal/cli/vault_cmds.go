@@ -312,7 +312,7 @@ func (m *vaultMeta) outputSealStatus(ctx context.Context, client *api.Client, st
 	switch {
 	case responseStatus(err) == http.StatusServiceUnavailable:
 		// A sealed HA node cannot name its leader.
-		leader, err = &api.LeaderResponse{HAEnabled: true}, nil
+		leader = &api.LeaderResponse{HAEnabled: true}
 	case err != nil:
 		m.errorf("Error checking leader status: %s", err)
 		return exitLocal
@@ -397,18 +397,18 @@ func runLogin(ctx context.Context, env *Env, args []string) int {
 	}
 	token, ok := cfg["token"]
 	if !ok {
-		t, err := promptSecret(env, "Token (will be hidden): ")
-		if err != nil {
+		t, perr := promptSecret(env, "Token (will be hidden): ")
+		if perr != nil {
 			m.errorf("Error authenticating: %s", wrapAtLength("An error occurred attempting to ask for a token. "+
-				"If you want to pipe the value, pass \"-\" as the argument to read from stdin. The raw error was: "+err.Error(), 0))
+				"If you want to pipe the value, pass \"-\" as the argument to read from stdin. The raw error was: "+perr.Error(), 0))
 			return exitRemote
 		}
 		token = t
 	}
 	if token == "-" {
-		b, err := io.ReadAll(env.Stdin)
-		if err != nil {
-			m.errorf("Error authenticating: failed to read from stdin: %s", err)
+		b, rerr := io.ReadAll(env.Stdin)
+		if rerr != nil {
+			m.errorf("Error authenticating: failed to read from stdin: %s", rerr)
 			return exitRemote
 		}
 		token = string(b)
@@ -444,12 +444,12 @@ func runLogin(ctx context.Context, env *Env, args []string) int {
 		if env.Getenv(envVaultToken) != "" {
 			m.warn("WARNING! The VAULT_TOKEN environment variable is set! The value of this variable " +
 				"will take precedence; if this is unwanted please unset VAULT_TOKEN or update its value accordingly.")
-			fmt.Fprintln(env.Stderr)
+			_, _ = fmt.Fprintln(env.Stderr)
 		}
 	} else if !tokenOnly {
 		m.warn("The token was not stored in token helper. Set the VAULT_TOKEN environment variable " +
 			"or pass the token below with each request to Vault.")
-		fmt.Fprintln(env.Stderr)
+		_, _ = fmt.Fprintln(env.Stderr)
 	}
 	if noPrint {
 		return exitOK
@@ -981,7 +981,7 @@ func mountRows(mounts map[string]*api.MountOutput, detailed bool) []string {
 			return "system"
 		}
 	}
-	out := []string{"Path | Type | Accessor | Plugin | Default TTL | Max TTL | Force No Cache | Replication | Seal Wrap | Options | Description | UUID"}
+	out := []string{"Path | Type | Accessor | Default TTL | Max TTL | Force No Cache | Replication | Seal Wrap | Options | Description | UUID | Version"}
 	for _, p := range paths {
 		mt := mounts[p]
 		repl := "replicated"
@@ -992,10 +992,10 @@ func mountRows(mounts map[string]*api.MountOutput, detailed bool) []string {
 		if len(mt.Options) > 0 {
 			opts = fmt.Sprintf("%v", mt.Options)
 		}
-		out = append(out, fmt.Sprintf("%s | %s | %s | %s | %s | %s | %t | %s | %t | %s | %s | %s",
-			p, mt.Type, mt.Accessor, mt.Config.PluginName, ttl(mt.Type, mt.Config.DefaultLeaseTTL),
+		out = append(out, fmt.Sprintf("%s | %s | %s | %s | %s | %t | %s | %t | %s | %s | %s | %s",
+			p, mt.Type, mt.Accessor, ttl(mt.Type, mt.Config.DefaultLeaseTTL),
 			ttl(mt.Type, mt.Config.MaxLeaseTTL), mt.Config.ForceNoCache, repl, mt.SealWrap, opts,
-			mt.Description, mt.UUID))
+			mt.Description, mt.UUID, mt.PluginVersion))
 	}
 	return out
 }
@@ -1232,7 +1232,7 @@ func runRead(ctx context.Context, env *Env, args []string) int {
 func (m *vaultMeta) readRaw(ctx context.Context, client *api.Client, p string, query map[string][]string) int {
 	resp, err := client.Logical().ReadRawWithDataWithContext(ctx, p, query)
 	if resp != nil {
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 	}
 	if err != nil {
 		m.errorf("Error reading %s: %s", p, err)

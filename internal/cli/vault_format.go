@@ -283,11 +283,11 @@ func (m *vaultMeta) printWarnings(s *api.Secret) {
 	if s == nil || len(s.Warnings) == 0 {
 		return
 	}
-	fmt.Fprintln(m.env.Stderr, "WARNING! The following warnings were returned from Vault:")
-	fmt.Fprintln(m.env.Stderr)
+	_, _ = fmt.Fprintln(m.env.Stderr, "WARNING! The following warnings were returned from Vault:")
+	_, _ = fmt.Fprintln(m.env.Stderr)
 	for _, w := range s.Warnings {
-		fmt.Fprintln(m.env.Stderr, wrapAtLength("* "+w, 2))
-		fmt.Fprintln(m.env.Stderr)
+		_, _ = fmt.Fprintln(m.env.Stderr, wrapAtLength("* "+w, 2))
+		_, _ = fmt.Fprintln(m.env.Stderr)
 	}
 }
 
@@ -479,9 +479,9 @@ func (m *vaultMeta) printField(data any, field string) int {
 		}
 		s = string(b)
 	}
-	fmt.Fprint(m.env.Stdout, s)
+	_, _ = fmt.Fprint(m.env.Stdout, s)
 	if isTerminal(m.env.Stdout) {
-		fmt.Fprintln(m.env.Stdout)
+		_, _ = fmt.Fprintln(m.env.Stdout)
 	}
 	return exitOK
 }

@@ -31,11 +31,16 @@ const jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 //	GET  /common/discovery/instance                        MSAL instance discovery
 //	POST /{tenant}/oauth2/token                            v1 client credentials (resource=)
 //	POST /{tenant}/oauth2/v2.0/token                       v2 client credentials (scope=.../.default)
+//	GET  /v1.0/servicePrincipals…                          Graph subset (assignee lookup)
 func (s *Server) LoginHandler() http.Handler {
 	return http.HandlerFunc(s.serveLogin)
 }
 
 func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/v1.0/servicePrincipals") {
+		s.serveGraph(w, r)
+		return
+	}
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if len(segs) < 2 {
 		http.NotFound(w, r)

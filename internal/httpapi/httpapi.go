@@ -76,10 +76,24 @@ func (h *handler) wrap(next http.Handler) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, h.max)
 		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		if hasDotSegment(r.URL.Path) {
+			// Refuse instead of letting the mux redirect to the cleaned path.
+			h.writeError(sw, r, logical.BadRequest("path cannot contain parent references"))
+			return
+		}
 		next.ServeHTTP(sw, r)
 		h.logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
 			"duration", time.Since(start), "remote", remoteIP(r))
 	})
+}
+
+func hasDotSegment(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == ".." || seg == "." {
+			return true
+		}
+	}
+	return false
 }
 
 type statusWriter struct {

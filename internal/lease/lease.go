@@ -381,9 +381,9 @@ func (m *Manager) Renew(ctx context.Context, id string, increment time.Duration)
 	}
 	backendTTL, backendMax := l.TTL, l.MaxTTL
 	if m.cfg.RenewSecret != nil {
-		s, err := m.cfg.RenewSecret(ctx, l, increment)
-		if err != nil {
-			return nil, nil, err
+		s, rerr := m.cfg.RenewSecret(ctx, l, increment)
+		if rerr != nil {
+			return nil, nil, rerr
 		}
 		if s == nil {
 			return nil, nil, errors.New("lease: backend returned no secret on renewal")

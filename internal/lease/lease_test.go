@@ -66,7 +66,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tokens.Setup(ctx); err != nil {
+	if err = tokens.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}
 	mgr, err = lease.NewManager(lease.Config{
@@ -198,7 +198,7 @@ func TestAuthLease(t *testing.T) {
 		t.Errorf("lookup (-want +got):\n%s", diff)
 	}
 	// Renewing the token moves the lease.
-	if _, err := e.tokens.Renew(ctx, te, 2*time.Hour); err != nil {
+	if _, err = e.tokens.Renew(ctx, te, 2*time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	resp, err = e.do(t, logical.UpdateOperation, "leases/lookup", map[string]any{"lease_id": id})
@@ -211,8 +211,8 @@ func TestAuthLease(t *testing.T) {
 	}
 	// ...and Tidy at the original expiry leaves it alone.
 	e.clock.Advance(55 * time.Minute)
-	if n, err := e.mgr.Tidy(ctx); err != nil || n != 0 {
-		t.Errorf("Tidy = %d, %v; want 0", n, err)
+	if n, terr := e.mgr.Tidy(ctx); terr != nil || n != 0 {
+		t.Errorf("Tidy = %d, %v; want 0", n, terr)
 	}
 	// Tokens are renewed through auth/token, not sys/leases.
 	_, err = e.do(t, logical.UpdateOperation, "leases/renew", map[string]any{"lease_id": id})
@@ -281,16 +281,16 @@ func TestSecretLeaseLifecycle(t *testing.T) {
 		t.Fatalf("lease %q secret %+v", id, sec)
 	}
 	defTTL := e.secret(t, "db/creds/ro", te.Accessor, &logical.Secret{})
-	if l, err := e.mgr.Lookup(ctx, defTTL); err != nil || !l.ExpireTime.Equal(epoch.Add(time.Hour)) {
-		t.Errorf("mount default TTL: %+v %v", l, err)
+	if l, lerr := e.mgr.Lookup(ctx, defTTL); lerr != nil || !l.ExpireTime.Equal(epoch.Add(time.Hour)) {
+		t.Errorf("mount default TTL: %+v %v", l, lerr)
 	}
 	capped := &logical.Secret{LeaseOptions: logical.LeaseOptions{TTL: 10 * time.Hour}}
 	e.secret(t, "db/creds/ro", te.Accessor, capped)
 	if capped.TTL != 3*time.Hour {
 		t.Errorf("TTL over mount max: %v, want 3h", capped.TTL)
 	}
-	if got, err := e.mgr.RegisterSecret(ctx, "kv/x", te.Accessor, &logical.Secret{NoLease: true}); err != nil || got != "" {
-		t.Errorf("NoLease: %q %v", got, err)
+	if got, rerr := e.mgr.RegisterSecret(ctx, "kv/x", te.Accessor, &logical.Secret{NoLease: true}); rerr != nil || got != "" {
+		t.Errorf("NoLease: %q %v", got, rerr)
 	}
 
 	steps := []struct {
@@ -431,36 +431,36 @@ func TestRevokePrefixAndList(t *testing.T) {
 	}
 
 	// "db/creds/ro" must not take "db/creds/rox" along.
-	if _, err := e.do(t, logical.UpdateOperation, "leases/revoke-prefix/db/creds/ro", nil); err != nil {
+	if _, err = e.do(t, logical.UpdateOperation, "leases/revoke-prefix/db/creds/ro", nil); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(sorted(ro...), e.revokedIDs()); diff != "" {
 		t.Errorf("revoked (-want +got):\n%s", diff)
 	}
 	for _, id := range []string{rw, rox, authID} {
-		if _, err := e.mgr.Lookup(ctx, id); err != nil {
+		if _, err = e.mgr.Lookup(ctx, id); err != nil {
 			t.Errorf("%q revoked by prefix: %v", id, err)
 		}
 	}
 	// A failing backend stops revoke-prefix but not revoke-force.
 	e.failOn = rw
-	if _, err := e.do(t, logical.UpdateOperation, "revoke-prefix/db", nil); err == nil {
+	if _, err = e.do(t, logical.UpdateOperation, "revoke-prefix/db", nil); err == nil {
 		t.Error("revoke-prefix with a failing backend succeeded")
 	}
-	if _, err := e.mgr.Lookup(ctx, rw); err != nil {
+	if _, err = e.mgr.Lookup(ctx, rw); err != nil {
 		t.Errorf("failed revocation forgot the lease: %v", err)
 	}
-	if _, err := e.do(t, logical.UpdateOperation, "leases/revoke-force/db", nil); err != nil {
+	if _, err = e.do(t, logical.UpdateOperation, "leases/revoke-force/db", nil); err != nil {
 		t.Fatalf("revoke-force: %v", err)
 	}
-	if _, err := e.mgr.Lookup(ctx, rw); !errors.Is(err, logical.ErrNotFound) {
+	if _, err = e.mgr.Lookup(ctx, rw); !errors.Is(err, logical.ErrNotFound) {
 		t.Errorf("revoke-force left %q: %v", rw, err)
 	}
 	// Revoking the auth prefix revokes the login token.
-	if n, err := e.mgr.RevokePrefix(ctx, "auth/azure/", false); err != nil || n != 1 {
-		t.Errorf("RevokePrefix(auth/azure/) = %d, %v", n, err)
+	if n, rerr := e.mgr.RevokePrefix(ctx, "auth/azure/", false); rerr != nil || n != 1 {
+		t.Errorf("RevokePrefix(auth/azure/) = %d, %v", n, rerr)
 	}
-	if _, err := e.tokens.LookupAccessor(ctx, te.Accessor); !errors.Is(err, logical.ErrNotFound) {
+	if _, err = e.tokens.LookupAccessor(ctx, te.Accessor); !errors.Is(err, logical.ErrNotFound) {
 		t.Errorf("login token survives revoke-prefix: %v", err)
 	}
 	resp, err = e.do(t, logical.UpdateOperation, "leases/tidy", nil)
@@ -482,7 +482,7 @@ func TestTidyOrphanedSecretLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bare.Setup(ctx); err != nil {
+	if err = bare.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}
 	te, err := e.tokens.Create(ctx, &token.Entry{Policies: []string{"p"}, Path: "auth/token/create"})

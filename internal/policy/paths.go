@@ -130,7 +130,7 @@ func (s *Store) handleWrite(ctx context.Context, _ *logical.Request, d *framewor
 		return nil, err
 	}
 	if len(warnings) == 0 {
-		return nil, nil
+		return nil, nil //nolint:nilnil // a nil response renders 204 (logical.Response contract)
 	}
 	return &logical.Response{Warnings: warnings}, nil
 }
@@ -139,5 +139,5 @@ func (s *Store) handleDelete(ctx context.Context, _ *logical.Request, d *framewo
 	if err := s.Delete(ctx, d.String("name")); err != nil {
 		return nil, err
 	}
-	return nil, nil
+	return nil, nil //nolint:nilnil // a nil response renders 204 (logical.Response contract)
 }

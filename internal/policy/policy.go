@@ -294,7 +294,7 @@ func diagError(diags hcl.Diagnostics) error {
 
 func ctyToGo(v cty.Value) (any, error) {
 	if v.IsNull() {
-		return nil, nil
+		return nil, nil //nolint:nilnil // a null HCL value is a nil Go value
 	}
 	if !v.IsWhollyKnown() {
 		return nil, errors.New("value is not known")
@@ -504,7 +504,7 @@ func buildRule(st rawStanza) (*PathRule, error) {
 func stringList(v any) ([]string, error) {
 	switch x := v.(type) {
 	case nil:
-		return nil, nil
+		return []string{}, nil
 	case string:
 		return []string{x}, nil
 	case []any:
@@ -537,7 +537,7 @@ func ttlAttr(st rawStanza, key string) (time.Duration, error) {
 func paramsAttr(st rawStanza, path, key string) (map[string][]any, error) {
 	v, ok := st.attrs[key]
 	if !ok || v == nil {
-		return nil, nil
+		return nil, nil //nolint:nilnil // absent means "no constraint"
 	}
 	m, ok := v.(map[string]any)
 	if !ok {

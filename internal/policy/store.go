@@ -120,8 +120,8 @@ func (s *Store) load(ctx context.Context, name string) (*Policy, error) {
 		return nil, fmt.Errorf("policy: read %q: %w", name, err)
 	}
 	var sp storedPolicy
-	if err := json.Unmarshal(e.Value, &sp); err != nil {
-		return nil, fmt.Errorf("policy: decode %q: %w", name, err)
+	if uerr := json.Unmarshal(e.Value, &sp); uerr != nil {
+		return nil, fmt.Errorf("policy: decode %q: %w", name, uerr)
 	}
 	p, err := Parse(name, sp.Raw)
 	if err != nil {

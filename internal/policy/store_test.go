@@ -48,7 +48,7 @@ func TestStoreCRUD(t *testing.T) {
 	}
 
 	p := mustParse(t, "AKS ", aksPolicy)
-	if err := s.Put(ctx, p); err != nil {
+	if err = s.Put(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Get(ctx, "aks")
@@ -146,7 +146,7 @@ func TestStoreACLCacheInvalidation(t *testing.T) {
 	if a1 != a2 {
 		t.Error("same name set: want the cached ACL")
 	}
-	if err := s.Put(ctx, mustParse(t, "aks", `path "aks/*" { capabilities = ["deny"] }`)); err != nil {
+	if err = s.Put(ctx, mustParse(t, "aks", `path "aks/*" { capabilities = ["deny"] }`)); err != nil {
 		t.Fatal(err)
 	}
 	a3, err := s.ACL(ctx, "aks", "default")
@@ -154,7 +154,7 @@ func TestStoreACLCacheInvalidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	runChecks(t, a3, []check{{"aks/mysecret", read, nil, false}})
-	if err := s.Delete(ctx, "aks"); err != nil {
+	if err = s.Delete(ctx, "aks"); err != nil {
 		t.Fatal(err)
 	}
 	a4, err := s.ACL(ctx, "aks", "default")
@@ -234,11 +234,11 @@ func TestStorePaths(t *testing.T) {
 	}
 
 	// Base64 bodies are decoded first.
-	if _, err := do(t, b, update, "policies/acl/b64", map[string]any{"policy": "cGF0aCAiYjY0IiB7IGNhcGFiaWxpdGllcyA9IFsicmVhZCJdIH0="}); err != nil {
+	if _, err = do(t, b, update, "policies/acl/b64", map[string]any{"policy": "cGF0aCAiYjY0IiB7IGNhcGFiaWxpdGllcyA9IFsicmVhZCJdIH0="}); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := s.Get(t.Context(), "b64"); err != nil || p.Raw != `path "b64" { capabilities = ["read"] }` {
-		t.Errorf("b64 policy = %+v, %v", p, err)
+	if p, gerr := s.Get(t.Context(), "b64"); gerr != nil || p.Raw != `path "b64" { capabilities = ["read"] }` {
+		t.Errorf("b64 policy = %+v, %v", p, gerr)
 	}
 
 	// Errors.
@@ -266,9 +266,50 @@ func TestStorePaths(t *testing.T) {
 	_, err = do(t, b, read, "policies/acl/missing", nil)
 	wantStatus(t, err, 404)
 
-	if _, err := do(t, b, logical.DeleteOperation, "policies/acl/aks", nil); err != nil {
+	if _, err = do(t, b, logical.DeleteOperation, "policies/acl/aks", nil); err != nil {
 		t.Fatal(err)
 	}
 	_, err = do(t, b, read, "policies/acl/aks", nil)
 	wantStatus(t, err, 404)
+}
+
+func TestStoreConcurrentACLAndWrites(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, _ := newStore(t)
+	if err := s.Put(ctx, mustParse(t, "aks", aksPolicy)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(done)
+		for i := range 50 {
+			caps := `["read"]`
+			if i%2 == 1 {
+				caps = `["deny"]`
+			}
+			if err := s.Put(ctx, mustParse(t, "aks", `path "aks/*" { capabilities = `+caps+` }`)); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for range 200 {
+		if _, err := s.ACL(ctx, "aks", "default"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	// The last write (i=49) denies; the cache must not serve an older ACL.
+	a, err := s.ACL(ctx, "aks", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runChecks(t, a, []check{{"aks/x", read, nil, false}})
 }

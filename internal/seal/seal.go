@@ -203,8 +203,8 @@ func (m *Manager) Initialize(ctx context.Context, req InitRequest) (*InitResult,
 	if found {
 		return nil, ErrAlreadyInitialized
 	}
-	if ok, err := m.barrier.Initialized(ctx); err != nil {
-		return nil, err
+	if ok, ierr := m.barrier.Initialized(ctx); ierr != nil {
+		return nil, ierr
 	} else if ok {
 		// A keyring without a seal configuration: an earlier Initialize
 		// crashed half-way. Refuse rather than overwrite it.
@@ -232,14 +232,14 @@ func (m *Manager) Initialize(ctx context.Context, req InitRequest) (*InitResult,
 		}
 	}
 
-	if err := m.barrier.Initialize(ctx, rootKey); err != nil {
+	if err = m.barrier.Initialize(ctx, rootKey); err != nil {
 		return nil, fmt.Errorf("seal: initializing barrier: %w", err)
 	}
 	blob, err := wrapRootKey(unsealKey, rootKey)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.phys.Put(ctx, &storage.Entry{Key: StoredKeysPath, Value: blob}); err != nil {
+	if err = m.phys.Put(ctx, &storage.Entry{Key: StoredKeysPath, Value: blob}); err != nil {
 		return nil, fmt.Errorf("seal: storing root key: %w", err)
 	}
 	nc := &config{Type: "shamir", SecretShares: req.SecretShares, SecretThreshold: req.SecretThreshold, StoredShares: 1}
@@ -265,12 +265,14 @@ func wrapRootKey(kek, rootKey []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(rootKey)+aead.Overhead())
-	out[0] = storedKeysVersion
-	if _, err := rand.Read(out[1:]); err != nil {
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("seal: generating nonce: %w", err)
 	}
-	return aead.Seal(out, out[1:], rootKey, []byte(StoredKeysPath)), nil
+	out := make([]byte, 0, 1+len(nonce)+len(rootKey)+aead.Overhead())
+	out = append(out, storedKeysVersion)
+	out = append(out, nonce...)
+	return aead.Seal(out, nonce, rootKey, []byte(StoredKeysPath)), nil
 }
 
 // unwrapRootKey reverses wrapRootKey.
@@ -326,9 +328,9 @@ func (m *Manager) Unseal(ctx context.Context, key []byte) (Status, error) {
 		}
 	}
 	if m.nonce == "" {
-		n, err := newNonce()
-		if err != nil {
-			return Status{}, err
+		n, nerr := newNonce()
+		if nerr != nil {
+			return Status{}, nerr
 		}
 		m.nonce = n
 	}

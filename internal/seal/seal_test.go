@@ -141,7 +141,7 @@ func TestInitOneShare(t *testing.T) {
 	if diff := cmp.Diff(want, status(t, s.m)); diff != "" {
 		t.Errorf("after init (-want +got):\n%s", diff)
 	}
-	if err := s.b.Put(t.Context(), &storage.Entry{Key: "marker", Value: []byte("ok")}); err != nil {
+	if err = s.b.Put(t.Context(), &storage.Entry{Key: "marker", Value: []byte("ok")}); err != nil {
 		t.Fatal(err)
 	}
 	s.m.Seal()
@@ -149,7 +149,7 @@ func TestInitOneShare(t *testing.T) {
 	if diff := cmp.Diff(want, status(t, s.m)); diff != "" {
 		t.Errorf("after seal (-want +got):\n%s", diff)
 	}
-	if _, err := s.b.Get(t.Context(), "marker"); !errors.Is(err, barrier.ErrSealed) {
+	if _, err = s.b.Get(t.Context(), "marker"); !errors.Is(err, barrier.ErrSealed) {
 		t.Errorf("Get after Seal = %v, want ErrSealed", err)
 	}
 	st, err := s.m.Unseal(t.Context(), res.Keys[0])
@@ -379,11 +379,11 @@ func TestRestartWithFileStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	const secret = "kv-secret-value-0c9d"
-	if err := barrier.NewView(s.b, "logical/uuid/").Put(ctx, &storage.Entry{Key: "mysecret", Value: []byte(secret)}); err != nil {
+	if err = barrier.NewView(s.b, "logical/uuid/").Put(ctx, &storage.Entry{Key: "mysecret", Value: []byte(secret)}); err != nil {
 		t.Fatal(err)
 	}
 	s.m.Seal()
-	if err := fb.Close(); err != nil {
+	if err = fb.Close(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -393,11 +393,11 @@ func TestRestartWithFileStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rec struct{ Value []byte }
-	if err := json.Unmarshal(raw, &rec); err != nil {
+	if err = json.Unmarshal(raw, &rec); err != nil {
 		t.Fatal(err)
 	}
 	var cfg map[string]any
-	if err := json.Unmarshal(rec.Value, &cfg); err != nil {
+	if err = json.Unmarshal(rec.Value, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	wantCfg := map[string]any{"type": "shamir", "secret_shares": 3.0, "secret_threshold": 2.0, "pgp_keys": nil,
@@ -406,7 +406,7 @@ func TestRestartWithFileStorage(t *testing.T) {
 		t.Errorf("seal config (-want +got):\n%s", diff)
 	}
 	for _, p := range []string{"core/_keyring", "core/hsm/_barrier-unseal-keys", "logical/uuid/_mysecret"} {
-		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+		if _, err = os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Errorf("expected file %s: %v", p, err)
 		}
 	}
@@ -453,7 +453,7 @@ func TestRestartWithFileStorage(t *testing.T) {
 		t.Errorf("after restart (-want +got):\n%s", diff)
 	}
 	for _, k := range [][]byte{res.Keys[2], res.Keys[0]} {
-		if _, err := s2.m.Unseal(ctx, k); err != nil {
+		if _, err = s2.m.Unseal(ctx, k); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/keyward/keyward/internal/config"
 	"github.com/keyward/keyward/internal/core"
 	"github.com/keyward/keyward/internal/httpapi"
+	"github.com/keyward/keyward/internal/logical"
 	"github.com/keyward/keyward/internal/storage"
 	"github.com/keyward/keyward/internal/storage/file"
 	"github.com/keyward/keyward/internal/storage/inmem"
@@ -37,6 +38,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Dependencies of the built-in auth methods.
 	Dependencies builtin.Dependencies
+	// Clock tells the core the time; nil means real time. Tests inject a
+	// settable clock to expire tokens without sleeping.
+	Clock logical.Clock
 }
 
 // Server is a started server.
@@ -84,6 +88,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		DefaultLeaseTTL: cfg.DefaultLeaseTTL,
 		MaxLeaseTTL:     cfg.MaxLeaseTTL,
 		ClusterName:     cfg.ClusterName,
+		Clock:           opts.Clock,
 	})
 	if err != nil {
 		s.closeStorage()

@@ -177,7 +177,7 @@ func (s *Store) handleCreate(orphanPath bool) framework.OperationFunc {
 				}
 			}
 		}
-		if !(len(pols) == 1 && pols[0] == "root") {
+		if len(pols) != 1 || pols[0] != "root" {
 			pols = SanitizePolicies(pols, !d.Bool("no_default_policy"))
 			if d.Bool("no_default_policy") {
 				pols = slices.DeleteFunc(pols, func(p string) bool { return p == "default" })
@@ -432,12 +432,11 @@ func (s *Store) handleRevokeAccessor(ctx context.Context, _ *logical.Request, d 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.RevokeAccessor(ctx, a); errors.Is(err, logical.ErrNotFound) {
+	err = s.RevokeAccessor(ctx, a)
+	if errors.Is(err, logical.ErrNotFound) {
 		return nil, errInvalidAccessor
-	} else if err != nil {
-		return nil, err
 	}
-	return nil, nil
+	return nil, err // nil: 204 No Content
 }
 
 func (s *Store) handleRevokeOrphan(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -212,7 +212,7 @@ func TestRenewLoginTokenUsesAuthMethod(t *testing.T) {
 		t.Errorf("ExpireTime %v, want %v", got.ExpireTime, want)
 	}
 	e.clock.Advance(28 * time.Minute)
-	if _, err := e.store.Renew(ctx, login, 0); err != nil {
+	if _, err = e.store.Renew(ctx, login, 0); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(28 * time.Minute)
@@ -392,7 +392,7 @@ func TestCreateOrphanAndOptions(t *testing.T) {
 	if err != nil || resp.Auth.ClientToken != "my-token" {
 		t.Errorf("custom id: %+v %v", resp, err)
 	}
-	if _, err := e.do(t, logical.UpdateOperation, "create", e.root, map[string]any{"id": "my-token"}); statusOf(err) != 400 {
+	if _, err = e.do(t, logical.UpdateOperation, "create", e.root, map[string]any{"id": "my-token"}); statusOf(err) != 400 {
 		t.Errorf("duplicate id: %v", err)
 	}
 	// Root child without TTL never expires and is not renewable.

@@ -227,34 +227,36 @@ func (s *Store) create(ctx context.Context, in *Entry) (*Entry, []string, error)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.cfg.Storage.Get(ctx, idPrefix+h); err == nil {
+	if _, err = s.cfg.Storage.Get(ctx, idPrefix+h); err == nil {
 		return nil, nil, logical.BadRequest("cannot create a token with a duplicate ID")
 	} else if !errors.Is(err, logical.ErrNotFound) {
 		return nil, nil, fmt.Errorf("token: checking for duplicate: %w", err)
 	}
 	var parentKey string
 	if e.Parent != "" {
-		ph, err := s.hashByAccessor(ctx, e.Parent)
+		var ph string
+		ph, err = s.hashByAccessor(ctx, e.Parent)
 		if err != nil {
 			if errors.Is(err, logical.ErrNotFound) {
 				return nil, nil, logical.BadRequest("parent token not found")
 			}
 			return nil, nil, err
 		}
-		if _, err := s.lookupHash(ctx, ph, true); err != nil {
+		if _, err = s.lookupHash(ctx, ph, true); err != nil {
 			if errors.Is(err, logical.ErrNotFound) {
 				return nil, nil, logical.BadRequest("parent token not found")
 			}
 			return nil, nil, err
 		}
-		pah, err := s.hash(e.Parent)
+		var pah string
+		pah, err = s.hash(e.Parent)
 		if err != nil {
 			return nil, nil, err
 		}
 		parentKey = parentPrefix + pah + "/" + h
 		// Index first: a crash leaves at worst a dangling index entry that
 		// Tidy removes, never an un-revocable child.
-		if err := s.cfg.Storage.Put(ctx, &logical.StorageEntry{Key: parentKey, Value: []byte("{}")}); err != nil {
+		if err = s.cfg.Storage.Put(ctx, &logical.StorageEntry{Key: parentKey, Value: []byte("{}")}); err != nil {
 			return nil, nil, fmt.Errorf("token: storing parent index: %w", err)
 		}
 	}

@@ -59,7 +59,7 @@ func newEnv(t testing.TB, mod func(*token.Config)) *env {
 		t.Fatalf("NewStore: %v", err)
 	}
 	ctx := context.Background()
-	if err := s.Setup(ctx); err != nil {
+	if err = s.Setup(ctx); err != nil {
 		t.Fatalf("Setup: %v", err)
 	}
 	root, err := s.CreateRoot(ctx, "")

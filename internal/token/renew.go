@@ -33,14 +33,14 @@ func (s *Store) renew(ctx context.Context, e *Entry, increment time.Duration) (*
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := renewable(cur, s.now()); err != nil {
+	if err = renewable(cur, s.now()); err != nil {
 		return nil, nil, err
 	}
 	backendTTL, backendMax, period, explicitMax := cur.TTL, cur.MaxTTL, cur.Period, cur.ExplicitMaxTTL
 	if s.cfg.RenewAuth != nil && !strings.HasPrefix(cur.Path, "auth/token/") {
-		a, err := s.cfg.RenewAuth(ctx, cur)
-		if err != nil {
-			return nil, nil, err
+		a, aerr := s.cfg.RenewAuth(ctx, cur)
+		if aerr != nil {
+			return nil, nil, aerr
 		}
 		if a == nil {
 			return nil, nil, errors.New("token: auth method returned no auth on renewal")
@@ -61,7 +61,7 @@ func (s *Store) renew(ctx context.Context, e *Entry, increment time.Duration) (*
 		return nil, nil, err
 	}
 	now := s.now()
-	if err := renewable(cur, now); err != nil {
+	if err = renewable(cur, now); err != nil {
 		return nil, nil, err
 	}
 	ttl, warnings, err := CalculateTTL(now, s.system(cur.Path), increment, backendTTL, period, backendMax, explicitMax, cur.CreationTime)

@@ -79,20 +79,20 @@ func (s *Store) RevokeOrphan(ctx context.Context, id string) error {
 	}
 	s.mu.Lock()
 	for _, ch := range children {
-		c, err := s.load(ctx, ch)
-		if errors.Is(err, logical.ErrNotFound) {
+		c, lerr := s.load(ctx, ch)
+		if errors.Is(lerr, logical.ErrNotFound) {
 			continue
 		}
-		if err != nil {
+		if lerr != nil {
 			s.mu.Unlock()
-			return err
+			return lerr
 		}
 		c.Parent, c.Orphan = "", true
-		if err := s.put(ctx, ch, c); err != nil {
+		if err = s.put(ctx, ch, c); err != nil {
 			s.mu.Unlock()
 			return err
 		}
-		if err := s.cfg.Storage.Delete(ctx, parentPrefix+pah+"/"+ch); err != nil {
+		if err = s.cfg.Storage.Delete(ctx, parentPrefix+pah+"/"+ch); err != nil {
 			s.mu.Unlock()
 			return fmt.Errorf("token: deleting parent index: %w", err)
 		}
@@ -121,21 +121,21 @@ func (s *Store) revokeCount(ctx context.Context, h string, e *Entry) (int, error
 	n := 0
 	var errs []error
 	for _, ch := range children {
-		c, err := s.load(ctx, ch)
+		c, lerr := s.load(ctx, ch)
 		switch {
-		case errors.Is(err, logical.ErrNotFound):
-		case err != nil:
-			errs = append(errs, err)
+		case errors.Is(lerr, logical.ErrNotFound):
+		case lerr != nil:
+			errs = append(errs, lerr)
 			continue
 		default:
-			k, err := s.revokeCount(ctx, ch, c)
+			k, rerr := s.revokeCount(ctx, ch, c)
 			n += k
-			if err != nil {
-				errs = append(errs, err)
+			if rerr != nil {
+				errs = append(errs, rerr)
 				continue
 			}
 		}
-		if err := s.cfg.Storage.Delete(ctx, parentPrefix+pah+"/"+ch); err != nil {
+		if err = s.cfg.Storage.Delete(ctx, parentPrefix+pah+"/"+ch); err != nil {
 			errs = append(errs, fmt.Errorf("token: deleting parent index: %w", err))
 		}
 	}

@@ -103,10 +103,10 @@ func TestSaltPersistsAcrossStores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := again.Lookup(ctx, e.root); !errors.Is(err, token.ErrNotSetUp) {
+	if _, err = again.Lookup(ctx, e.root); !errors.Is(err, token.ErrNotSetUp) {
 		t.Fatalf("Lookup before Setup: got %v, want ErrNotSetUp", err)
 	}
-	if err := again.Setup(ctx); err != nil {
+	if err = again.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}
 	got, err := again.Lookup(ctx, e.root)
@@ -245,10 +245,10 @@ func TestRevokeOrphan(t *testing.T) {
 	if statusOf(err) != 400 || msgOf(err) != "root or sudo privileges required to revoke and orphan" {
 		t.Fatalf("non-sudo revoke-orphan: %d %q", statusOf(err), msgOf(err))
 	}
-	if _, err := e.do(t, logical.UpdateOperation, "revoke-orphan", e.root, map[string]any{"token": a}); err != nil {
+	if _, err = e.do(t, logical.UpdateOperation, "revoke-orphan", e.root, map[string]any{"token": a}); err != nil {
 		t.Fatalf("revoke-orphan: %v", err)
 	}
-	if _, err := e.store.Lookup(ctx, a); !errors.Is(err, logical.ErrNotFound) {
+	if _, err = e.store.Lookup(ctx, a); !errors.Is(err, logical.ErrNotFound) {
 		t.Errorf("a still valid: %v", err)
 	}
 	be, err := e.store.Lookup(ctx, b)
@@ -380,11 +380,11 @@ func TestExpiryAndTidy(t *testing.T) {
 		map[string]any{"ttl": resp.Data["ttl"], "expire_time": resp.Data["expire_time"], "creation_ttl": resp.Data["creation_ttl"]}); diff != "" {
 		t.Errorf("lookup before expiry (-want +got):\n%s", diff)
 	}
-	if n, err := e.store.Tidy(ctx); err != nil || n != 1 { // only "lazy" (30m) has expired
-		t.Fatalf("Tidy at 59m = %d, %v; want 1", n, err)
+	if n, terr := e.store.Tidy(ctx); terr != nil || n != 1 { // only "lazy" (30m) has expired
+		t.Fatalf("Tidy at 59m = %d, %v; want 1", n, terr)
 	}
 	e.clock.Advance(time.Minute) // exactly at expiry
-	if _, err := e.store.Lookup(ctx, lazy); !errors.Is(err, logical.ErrNotFound) {
+	if _, err = e.store.Lookup(ctx, lazy); !errors.Is(err, logical.ErrNotFound) {
 		t.Errorf("lazy: %v", err)
 	}
 	n, err := e.store.Tidy(ctx)

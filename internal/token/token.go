@@ -198,21 +198,22 @@ func (s *Store) Setup(ctx context.Context) error {
 	switch {
 	case err == nil:
 		var r saltRecord
-		if err := json.Unmarshal(e.Value, &r); err != nil || len(r.Salt) != 32 {
+		if err = json.Unmarshal(e.Value, &r); err != nil || len(r.Salt) != 32 {
 			return fmt.Errorf("token: corrupt salt: %w", errors.Join(err, errors.New("bad salt")))
 		}
 		s.key.Store(&r.Salt)
 		return nil
 	case errors.Is(err, logical.ErrNotFound):
 		salt := make([]byte, 32)
-		if _, err := io.ReadFull(s.rand, salt); err != nil {
+		if _, err = io.ReadFull(s.rand, salt); err != nil {
 			return fmt.Errorf("token: generating salt: %w", err)
 		}
-		v, err := json.Marshal(saltRecord{Salt: salt})
+		var v []byte
+		v, err = json.Marshal(saltRecord{Salt: salt})
 		if err != nil {
 			return fmt.Errorf("token: encoding salt: %w", err)
 		}
-		if err := s.cfg.Storage.Put(ctx, &logical.StorageEntry{Key: saltKey, Value: v}); err != nil {
+		if err = s.cfg.Storage.Put(ctx, &logical.StorageEntry{Key: saltKey, Value: v}); err != nil {
 			return fmt.Errorf("token: storing salt: %w", err)
 		}
 		s.key.Store(&salt)
@@ -470,16 +471,16 @@ func (s *Store) tidyIndexes(ctx context.Context) error {
 		return fmt.Errorf("token: listing accessors: %w", err)
 	}
 	for _, ah := range acc {
-		se, err := s.cfg.Storage.Get(ctx, accessorPrefix+ah)
-		if err != nil {
+		se, gerr := s.cfg.Storage.Get(ctx, accessorPrefix+ah)
+		if gerr != nil {
 			continue
 		}
 		var r accessorRecord
 		if json.Unmarshal(se.Value, &r) != nil {
 			continue
 		}
-		if _, err := s.cfg.Storage.Get(ctx, idPrefix+r.Hash); errors.Is(err, logical.ErrNotFound) {
-			if err := s.cfg.Storage.Delete(ctx, accessorPrefix+ah); err != nil {
+		if _, err = s.cfg.Storage.Get(ctx, idPrefix+r.Hash); errors.Is(err, logical.ErrNotFound) {
+			if err = s.cfg.Storage.Delete(ctx, accessorPrefix+ah); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -1,5 +1,3 @@
-//go:build keyward_e2e
-
 package azure_test
 
 import (

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/keyward/keyward/internal/builtin"
 	"github.com/keyward/keyward/internal/config"
+	"github.com/keyward/keyward/internal/logical"
 	"github.com/keyward/keyward/internal/server"
 )
 
@@ -37,6 +39,8 @@ type options struct {
 	uninitialized bool
 	rootToken     string
 	logger        *slog.Logger
+	clock         logical.Clock
+	maxRequest    int64
 }
 
 // Option changes how NewTestServer starts the server.
@@ -54,6 +58,37 @@ func Uninitialized() Option { return func(o *options) { o.uninitialized = true }
 
 // WithRootToken sets the root token ID of an initialized server.
 func WithRootToken(id string) Option { return func(o *options) { o.rootToken = id } }
+
+// WithClock sets the server's clock (see Clock).
+func WithClock(c logical.Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithMaxRequestSize sets the listener's body limit in bytes.
+func WithMaxRequestSize(n int64) Option { return func(o *options) { o.maxRequest = n } }
+
+// Clock is a settable clock for tests. The zero value starts at the real
+// time of its first use. It is safe for concurrent use.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time // guarded by mu
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.now.IsZero() {
+		c.now = time.Now()
+	}
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.Now()
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
 
 // WithLogger sets the server's logger (default: discard; set
 // KEYWARD_TEST_LOG=1 to log to stderr).
@@ -78,6 +113,9 @@ func NewTestServer(t testing.TB, opts ...Option) *TestServer {
 		DefaultLeaseTTL: config.DefaultLeaseTTL,
 		MaxLeaseTTL:     config.DefaultMaxTTL,
 	}
+	if o.maxRequest > 0 {
+		cfg.Listeners[0].MaxRequestSize = o.maxRequest
+	}
 	if o.storageDir != "" {
 		cfg.Storage = config.Storage{Type: "file", Path: o.storageDir}
 	}
@@ -88,6 +126,7 @@ func NewTestServer(t testing.TB, opts ...Option) *TestServer {
 		DevRootTokenID: o.rootToken,
 		Logger:         o.logger,
 		Dependencies:   o.deps,
+		Clock:          o.clock,
 	})
 	if err != nil {
 		t.Fatalf("starting test server: %v", err)

@@ -103,7 +103,7 @@ func (b *versioned) dataWrite(ctx context.Context, req *logical.Request, d *fram
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := casOption(d); err != nil {
+	if _, _, err = casOption(d); err != nil {
 		return nil, err
 	}
 	buf, err := json.Marshal(data)
@@ -165,7 +165,7 @@ func (b *versioned) dataPatch(ctx context.Context, req *logical.Request, d *fram
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := casOption(d); err != nil {
+	if _, _, err = casOption(d); err != nil {
 		return nil, err
 	}
 
@@ -184,7 +184,7 @@ func (b *versioned) dataPatch(ctx context.Context, req *logical.Request, d *fram
 	if err != nil {
 		return nil, err
 	}
-	if err := checkCAS(d, cfg, meta); err != nil {
+	if err = checkCAS(d, cfg, meta); err != nil {
 		return nil, err
 	}
 	vm := meta.Versions[meta.CurrentVersion]

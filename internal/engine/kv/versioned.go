@@ -205,8 +205,8 @@ func (b *versioned) upgrade(ctx context.Context, s logical.Storage) error {
 	e, err := s.Get(ctx, keyUpgrade)
 	switch {
 	case err == nil:
-		if err := json.Unmarshal(e.Value, &info); err != nil {
-			return fmt.Errorf("kv: decode upgrade record: %w", err)
+		if uerr := json.Unmarshal(e.Value, &info); uerr != nil {
+			return fmt.Errorf("kv: decode upgrade record: %w", uerr)
 		}
 		if info.Done {
 			return nil
@@ -221,7 +221,7 @@ func (b *versioned) upgrade(ctx context.Context, s logical.Storage) error {
 	if info.StartedTime.IsZero() {
 		info.StartedTime = b.clock.Now().UTC()
 	}
-	if err := putJSON(ctx, s, keyUpgrade, &info); err != nil {
+	if err = putJSON(ctx, s, keyUpgrade, &info); err != nil {
 		return err
 	}
 	keys, err := collectV1Keys(ctx, s, "")

@@ -66,7 +66,7 @@ func (d *FieldData) Validate() error {
 	for _, k := range names {
 		s := d.Schema[k]
 		v, ok := d.Raw[k]
-		if !ok {
+		if !ok || v == nil {
 			if s.Required {
 				return logical.BadRequest("missing required field %q", k)
 			}
@@ -88,7 +88,7 @@ func (d *FieldData) GetOk(k string) (any, bool) {
 	if hasSchema {
 		typ = s.Type
 	}
-	if v, ok := d.Raw[k]; ok {
+	if v, ok := d.Raw[k]; ok && v != nil {
 		parsed, err := parseField(typ, v)
 		if err == nil {
 			return parsed, true
@@ -136,8 +136,8 @@ func (d *FieldData) KVPairs(k string) map[string]string {
 // Map returns field k as a JSON object.
 func (d *FieldData) Map(k string) map[string]any { m, _ := d.Get(k).(map[string]any); return m }
 
-// Has reports whether k was present in the request.
-func (d *FieldData) Has(k string) bool { _, ok := d.Raw[k]; return ok }
+// Has reports whether k was present in the request with a non-null value.
+func (d *FieldData) Has(k string) bool { v, ok := d.Raw[k]; return ok && v != nil }
 
 func zero(t FieldType) any {
 	switch t {

@@ -72,16 +72,16 @@ func BenchmarkAltRawRenamePut(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := f.Write(benchValue); err != nil {
+		if _, err = f.Write(benchValue); err != nil {
 			b.Fatal(err)
 		}
-		if err := f.Sync(); err != nil {
+		if err = f.Sync(); err != nil {
 			b.Fatal(err)
 		}
-		if err := f.Close(); err != nil {
+		if err = f.Close(); err != nil {
 			b.Fatal(err)
 		}
-		if err := os.Rename(tmp, final); err != nil {
+		if err = os.Rename(tmp, final); err != nil {
 			b.Fatal(err)
 		}
 		d, err := os.Open(dir)

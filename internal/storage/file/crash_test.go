@@ -104,7 +104,7 @@ func TestCrashSafety(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
+		if err = cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		// Kill at a random moment once the child has acknowledged its
@@ -124,8 +124,8 @@ func TestCrashSafety(t *testing.T) {
 			if len(f) != 2 {
 				continue // test framework chatter
 			}
-			n, err := strconv.Atoi(f[1])
-			if err != nil {
+			n, aerr := strconv.Atoi(f[1])
+			if aerr != nil {
 				continue
 			}
 			switch f[0] {
@@ -155,15 +155,15 @@ func TestCrashSafety(t *testing.T) {
 		}
 		ctx := t.Context()
 		for i := range acked {
-			e, err := b.Get(ctx, crashKey(i))
+			e, gerr := b.Get(ctx, crashKey(i))
 			if deleted[i] {
-				if !errors.Is(err, storage.ErrNotFound) {
-					t.Errorf("round %d: deleted key %d: %v", round, i, err)
+				if !errors.Is(gerr, storage.ErrNotFound) {
+					t.Errorf("round %d: deleted key %d: %v", round, i, gerr)
 				}
 				continue
 			}
-			if err != nil {
-				t.Errorf("round %d: acknowledged key %d unreadable: %v", round, i, err)
+			if gerr != nil {
+				t.Errorf("round %d: acknowledged key %d unreadable: %v", round, i, gerr)
 				continue
 			}
 			if !bytes.Equal(e.Value, crashValue(i)) {
@@ -176,7 +176,7 @@ func TestCrashSafety(t *testing.T) {
 		case err != nil:
 			t.Fatalf("round %d: latest: %v", round, err)
 		default:
-			if got, err := strconv.Atoi(string(e.Value)); err != nil || (got != lastLatest && got != lastPut) {
+			if got, aerr := strconv.Atoi(string(e.Value)); aerr != nil || (got != lastLatest && got != lastPut) {
 				t.Errorf("round %d: latest = %q, want %d (acknowledged) or %d (in flight)", round, e.Value, lastLatest, lastPut)
 			}
 		}

@@ -89,7 +89,7 @@ func New(path string) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file storage: %w", err)
 	}
-	if err := os.MkdirAll(root, dirMode); err != nil {
+	if err = os.MkdirAll(root, dirMode); err != nil {
 		return nil, fmt.Errorf("file storage: creating %s: %w", root, err)
 	}
 	fi, err := os.Stat(root)
@@ -116,13 +116,20 @@ func (b *Backend) Close() error {
 	return nil
 }
 
+// removeTemps deletes temporary files left by a crashed Put. It walks
+// through an os.Root so that nothing outside the store can be reached.
 func (b *Backend) removeTemps() error {
-	return filepath.WalkDir(b.root, func(p string, d fs.DirEntry, err error) error {
+	r, err := os.OpenRoot(b.root)
+	if err != nil {
+		return fmt.Errorf("file storage: %w", err)
+	}
+	defer func() { _ = r.Close() }()
+	return fs.WalkDir(r.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("file storage: scanning %s: %w", p, err)
 		}
 		if d.Type().IsRegular() && strings.HasPrefix(d.Name(), tmpPrefix) {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := r.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("file storage: removing stale %s: %w", p, err)
 			}
 		}
@@ -229,7 +236,7 @@ func (b *Backend) Put(ctx context.Context, e *storage.Entry) error {
 
 	var tmp string
 	for attempt := 0; ; attempt++ {
-		if err := b.mkdirs(dir); err != nil {
+		if err = b.mkdirs(dir); err != nil {
 			return err
 		}
 		tmp, err = writeTemp(dir, data)

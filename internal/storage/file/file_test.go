@@ -47,7 +47,7 @@ func TestLayout(t *testing.T) {
 		"_x/y":             "underscore folder",
 		"%p/q":             "percent folder",
 	} {
-		if err := b.Put(ctx, &storage.Entry{Key: key, Value: []byte(val)}); err != nil {
+		if err = b.Put(ctx, &storage.Entry{Key: key, Value: []byte(val)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,24 +58,24 @@ func TestLayout(t *testing.T) {
 		"%25p/_q":           `{"Value":"` + base64.StdEncoding.EncodeToString([]byte("percent folder")) + `"}` + "\n",
 	}
 	for p, want := range tests {
-		got, err := os.ReadFile(filepath.Join(dir, p))
-		if err != nil {
-			t.Errorf("%s: %v", p, err)
+		got, rerr := os.ReadFile(filepath.Join(dir, p))
+		if rerr != nil {
+			t.Errorf("%s: %v", p, rerr)
 			continue
 		}
 		if diff := cmp.Diff(want, string(got)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", p, diff)
 		}
-		fi, err := os.Stat(filepath.Join(dir, p))
-		if err != nil {
-			t.Fatal(err)
+		fi, serr := os.Stat(filepath.Join(dir, p))
+		if serr != nil {
+			t.Fatal(serr)
 		}
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v, want 0600", p, fi.Mode().Perm())
 		}
-		di, err := os.Stat(filepath.Dir(filepath.Join(dir, p)))
-		if err != nil {
-			t.Fatal(err)
+		di, serr := os.Stat(filepath.Dir(filepath.Join(dir, p)))
+		if serr != nil {
+			t.Fatal(serr)
 		}
 		if di.Mode().Perm() != 0o700 {
 			t.Errorf("folder of %s mode %v, want 0700", p, di.Mode().Perm())
@@ -83,7 +83,7 @@ func TestLayout(t *testing.T) {
 	}
 	// A folder and a leaf with the same name coexist ("_x" folder vs "x"
 	// leaf would collide without escaping).
-	if err := b.Put(ctx, &storage.Entry{Key: "x", Value: []byte("leaf")}); err != nil {
+	if err = b.Put(ctx, &storage.Entry{Key: "x", Value: []byte("leaf")}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.List(ctx, "")
@@ -109,16 +109,16 @@ func TestNewCreatesRootAndPersists(t *testing.T) {
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("root mode %v, want 0700", fi.Mode().Perm())
 	}
-	if err := b.Put(t.Context(), &storage.Entry{Key: "k/v", Value: []byte("persisted")}); err != nil {
+	if err = b.Put(t.Context(), &storage.Entry{Key: "k/v", Value: []byte("persisted")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Close(); err != nil {
+	if err = b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Get(t.Context(), "k/v"); !errors.Is(err, file.ErrClosed) {
+	if _, err = b.Get(t.Context(), "k/v"); !errors.Is(err, file.ErrClosed) {
 		t.Errorf("Get after Close = %v, want ErrClosed", err)
 	}
-	if err := b.Put(t.Context(), &storage.Entry{Key: "k/v", Value: nil}); !errors.Is(err, file.ErrClosed) {
+	if err = b.Put(t.Context(), &storage.Entry{Key: "k/v", Value: nil}); !errors.Is(err, file.ErrClosed) {
 		t.Errorf("Put after Close = %v, want ErrClosed", err)
 	}
 	b2, err := file.New(dir)
@@ -218,7 +218,7 @@ func TestStaleTempFilesAndCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+	if _, err = os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("stale temp file survived New: %v", err)
 	}
 	got, err := b.List(t.Context(), "x/")
