@@ -3,11 +3,15 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/keyward/keyward/internal/cloud"
 	"github.com/keyward/keyward/internal/cloud/cloudtest"
 )
 
@@ -139,4 +143,66 @@ func TestCloudQueryAndTSV(t *testing.T) {
 			t.Errorf("%q -o %s: %s", tc.query, tc.output, diff)
 		}
 	}
+}
+
+func TestCloudServeCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	boot := dir + "/boot.yaml"
+	if err := os.WriteFile(boot, []byte("resourceGroups:\n- name: MC_rg\n  location: eastus\n  identities: [{name: pod-id}]\n  scaleSets: [{name: vmss, instances: 1, identities: [pod-id]}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, env, []string{"cloud", "serve", "--data-dir", dir, "--login-addr", "127.0.0.1:0", "--arm-addr", "127.0.0.1:0", "--bootstrap", boot,
+			"--imds", "127.0.0.1:0=/subscriptions/x/resourceGroups/MC_rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss/virtualMachines/0"})
+	}()
+	// The IMDS instance ID uses a made-up subscription, so serve must fail.
+	if code := <-done; code != 1 || !strings.Contains(errb.String(), "imds") {
+		t.Fatalf("bad --imds: exit %d, stderr %q", code, errb.String())
+	}
+	prof, err := cloud.ReadProfile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := "/subscriptions/" + prof.SubscriptionID + "/resourceGroups/MC_rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss/virtualMachines/0"
+	go func() {
+		done <- Main(ctx, env, []string{"cloud", "--data-dir", dir, "--login-addr", "127.0.0.1:0", "--arm-addr", "127.0.0.1:0", "--bootstrap", boot, "--imds", "127.0.0.1:0=" + inst})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "profile") {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start: %s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, got, errOut := runCloud(t, dir, "cloud", "identity", "show", "-g", "MC_rg", "-n", "pod-id", "--query", "principalId", "-o", "tsv")
+	if code != 0 || len(strings.TrimSpace(got)) != 36 {
+		t.Errorf("identity show: %d %q %q", code, got, errOut)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("serve exit %d: %s", code, errb.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

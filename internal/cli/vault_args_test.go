@@ -122,7 +122,7 @@ func TestFlagParsing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			m, _, errb := testMeta("")
+			m, _, errb := vaultTestMeta("")
 			m.interleaved = tt.interleaved
 			var shares int
 			var mount string

@@ -21,22 +21,22 @@ import (
 	"github.com/keyward/keyward/internal/core/coretest"
 )
 
-// cliResult is the outcome of one in-process command.
-type cliResult struct {
+// vaultCLIResult is the outcome of one in-process command.
+type vaultCLIResult struct {
 	stdout, stderr string
 	code           int
 }
 
-// testCLI runs keyward client commands in-process with a fake environment:
+// vaultCLI runs keyward client commands in-process with a fake environment:
 // VAULT_ADDR pointing at a test server and HOME in a temp dir.
-type testCLI struct {
+type vaultCLI struct {
 	t    *testing.T
 	vars map[string]string
 }
 
-func newTestCLI(t *testing.T, addr string) *testCLI {
+func newVaultCLI(t *testing.T, addr string) *vaultCLI {
 	t.Helper()
-	return &testCLI{t: t, vars: map[string]string{
+	return &vaultCLI{t: t, vars: map[string]string{
 		"VAULT_ADDR":        addr,
 		"HOME":              t.TempDir(),
 		"VAULT_MAX_RETRIES": "0",
@@ -44,15 +44,15 @@ func newTestCLI(t *testing.T, addr string) *testCLI {
 }
 
 // with returns a copy of c with extra environment variables.
-func (c *testCLI) with(kv ...string) *testCLI {
+func (c *vaultCLI) with(kv ...string) *vaultCLI {
 	vars := maps.Clone(c.vars)
 	for i := 0; i+1 < len(kv); i += 2 {
 		vars[kv[i]] = kv[i+1]
 	}
-	return &testCLI{t: c.t, vars: vars}
+	return &vaultCLI{t: c.t, vars: vars}
 }
 
-func (c *testCLI) run(stdin string, args ...string) cliResult {
+func (c *vaultCLI) run(stdin string, args ...string) vaultCLIResult {
 	c.t.Helper()
 	var out, errb bytes.Buffer
 	env := &Env{
@@ -62,11 +62,11 @@ func (c *testCLI) run(stdin string, args ...string) cliResult {
 		Getenv: func(k string) string { return c.vars[k] },
 	}
 	code := Main(c.t.Context(), env, args)
-	return cliResult{stdout: out.String(), stderr: errb.String(), code: code}
+	return vaultCLIResult{stdout: out.String(), stderr: errb.String(), code: code}
 }
 
 // must runs a command that must succeed and returns its stdout.
-func (c *testCLI) must(stdin string, args ...string) string {
+func (c *vaultCLI) must(stdin string, args ...string) string {
 	c.t.Helper()
 	r := c.run(stdin, args...)
 	if r.code != exitOK {
@@ -77,7 +77,7 @@ func (c *testCLI) must(stdin string, args ...string) string {
 
 // fails runs a command that must exit with code and print every want
 // fragment on stderr.
-func (c *testCLI) fails(code int, stdin string, args []string, want ...string) cliResult {
+func (c *vaultCLI) fails(code int, stdin string, args []string, want ...string) vaultCLIResult {
 	c.t.Helper()
 	r := c.run(stdin, args...)
 	if r.code != code {
@@ -91,27 +91,27 @@ func (c *testCLI) fails(code int, stdin string, args []string, want ...string) c
 	return r
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
+// vaultSyncBuffer is a goroutine-safe bytes.Buffer.
+type vaultSyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer // guarded by mu
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *vaultSyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *vaultSyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
-// tutorialConfig is the tutorial's server configuration with the listener
+// vaultTutorialConfig is the tutorial's server configuration with the listener
 // on a free loopback port and storage in dir.
-func tutorialConfig(dir string) string {
+func vaultTutorialConfig(dir string) string {
 	return fmt.Sprintf(`ui = true
 listener "tcp" {
   tls_disable = 1
@@ -124,19 +124,19 @@ storage "file" {
 `, dir)
 }
 
-var listenerAddrRE = regexp.MustCompile(`Listener 1: tcp \(addr: "([^"]+)"`)
+var vaultListenerRE = regexp.MustCompile(`Listener 1: tcp \(addr: "([^"]+)"`)
 
-// startConfigServer runs `keyward server -config FILE` in-process with the
+// startVaultConfigServer runs `keyward server -config FILE` in-process with the
 // tutorial's configuration and returns its address.
-func startConfigServer(t *testing.T) string {
+func startVaultConfigServer(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "config.hcl")
-	if err := os.WriteFile(cfgFile, []byte(tutorialConfig(filepath.Join(dir, "data"))), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(vaultTutorialConfig(filepath.Join(dir, "data"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	var out, errb syncBuffer
+	var out, errb vaultSyncBuffer
 	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
 	done := make(chan int, 1)
 	go func() { done <- Main(ctx, env, []string{"server", "-config", cfgFile}) }()
@@ -150,7 +150,7 @@ func startConfigServer(t *testing.T) string {
 	})
 	deadline := time.After(30 * time.Second)
 	for {
-		if m := listenerAddrRE.FindStringSubmatch(out.String()); m != nil {
+		if m := vaultListenerRE.FindStringSubmatch(out.String()); m != nil {
 			return "http://" + m[1]
 		}
 		select {
@@ -163,23 +163,23 @@ func startConfigServer(t *testing.T) string {
 	}
 }
 
-const tutorialPolicy = `path "aks/*" {
+const vaultTutorialPolicy = `path "aks/*" {
   capabilities = ["read", "list"]
 }
 `
 
 var (
-	unsealKeyRE = regexp.MustCompile(`(?m)^Unseal Key 1: (\S+)$`)
-	rootTokenRE = regexp.MustCompile(`(?m)^Initial Root Token: (\S+)$`)
+	vaultUnsealKeyRE = regexp.MustCompile(`(?m)^Unseal Key 1: (\S+)$`)
+	vaultRootTokenRE = regexp.MustCompile(`(?m)^Initial Root Token: (\S+)$`)
 )
 
 // TestTutorialCLI runs the tutorial's vault commands verbatim, with keyward
 // in place of vault, against `keyward server -config` with the tutorial's
 // configuration (issue 2 done-when, through the CLI).
 func TestTutorialCLI(t *testing.T) {
-	addr := startConfigServer(t)
+	addr := startVaultConfigServer(t)
 	// As the tutorial exports them.
-	c := newTestCLI(t, addr).with("VAULT_SKIP_VERIFY", "true")
+	c := newVaultCLI(t, addr).with("VAULT_SKIP_VERIFY", "true")
 
 	r := c.fails(exitRemote, "", []string{"status"})
 	for _, want := range []string{"Initialized        false", "Sealed             true"} {
@@ -189,7 +189,7 @@ func TestTutorialCLI(t *testing.T) {
 	}
 
 	out := c.must("", "operator", "init", "-key-shares", "1", "-key-threshold", "1")
-	keyM, rootM := unsealKeyRE.FindStringSubmatch(out), rootTokenRE.FindStringSubmatch(out)
+	keyM, rootM := vaultUnsealKeyRE.FindStringSubmatch(out), vaultRootTokenRE.FindStringSubmatch(out)
 	if keyM == nil || rootM == nil {
 		t.Fatalf("operator init output lacks the key or token:\n%s", out)
 	}
@@ -267,11 +267,11 @@ func TestTutorialCLI(t *testing.T) {
 		t.Errorf("kv put: %q", got)
 	}
 	// The tutorial writes the policy from a heredoc without "-".
-	if got := c.must(tutorialPolicy, "policy", "write", "aks"); got != "Success! Uploaded policy: aks\n" {
+	if got := c.must(vaultTutorialPolicy, "policy", "write", "aks"); got != "Success! Uploaded policy: aks\n" {
 		t.Errorf("policy write: %q", got)
 	}
-	c.must(tutorialPolicy, "policy", "write", "aks", "-")
-	if got := c.must("", "policy", "read", "aks"); got != strings.TrimSpace(tutorialPolicy)+"\n" {
+	c.must(vaultTutorialPolicy, "policy", "write", "aks", "-")
+	if got := c.must("", "policy", "read", "aks"); got != strings.TrimSpace(vaultTutorialPolicy)+"\n" {
 		t.Errorf("policy read: %q", got)
 	}
 
@@ -314,7 +314,9 @@ func TestTutorialCLI(t *testing.T) {
 
 	// The stored token (root) is used when VAULT_TOKEN is unset.
 	c.fails(exitRemote, "", []string{"read", "aks/missing"}, "No value found at aks/missing")
-	c.fails(exitRemote, "", []string{"read", "nomount/x"}, "Error reading nomount/x:", "Code: 404")
+	// As vault, a 404 read is "no value"; a write names the missing route.
+	c.fails(exitRemote, "", []string{"read", "nomount/x"}, "No value found at nomount/x")
+	c.fails(exitRemote, "", []string{"write", "nomount/x", "a=b"}, "Error writing data to nomount/x:", "Code: 404")
 	c.fails(exitRemote, "path \"aks/*\" {\n  capabilities = [\"read\"\n", []string{"policy", "write", "bad", "-"},
 		"Error uploading policy:", "Code: 400")
 	c.fails(exitRemote, `path "aks/*" { capabilities = ["fly"] }`, []string{"policy", "write", "bad", "-"},
@@ -336,7 +338,7 @@ func TestTutorialCLI(t *testing.T) {
 // upgrade.
 func TestKVv2CLI(t *testing.T) {
 	ts := coretest.NewTestServer(t)
-	c := newTestCLI(t, ts.Addr).with("VAULT_TOKEN", ts.RootToken)
+	c := newVaultCLI(t, ts.Addr).with("VAULT_TOKEN", ts.RootToken)
 
 	c.must("", "secrets", "enable", "-version=2", "-path=kv2", "kv")
 	out := c.must("", "kv", "put", "kv2/app", "user=alice", "pass=one")
@@ -352,7 +354,7 @@ func TestKVv2CLI(t *testing.T) {
 	c.must("", "kv", "patch", "kv2/app", "extra=3", "-cas=2")
 
 	out = c.must("", "kv", "get", "kv2/app")
-	for _, want := range []string{"=== Secret Path ===\nkv2/data/app\n\n", "version            3\n", "=== Data ===\nKey      Value\n---      -----\nextra    3\npass     two\nuser     alice\n"} {
+	for _, want := range []string{"== Secret Path ==\nkv2/data/app\n\n", "version            3\n", "==== Data ====\nKey      Value\n---      -----\nextra    3\npass     two\nuser     alice\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kv get v2 output lacks %q:\n%s", want, out)
 		}
@@ -391,7 +393,7 @@ func TestKVv2CLI(t *testing.T) {
 
 	c.must("", "kv", "metadata", "put", "-max-versions=5", "-custom-metadata=owner=team", "kv2/app")
 	out = c.must("", "kv", "metadata", "get", "kv2/app")
-	for _, want := range []string{"==== Metadata Path ====\nkv2/metadata/app\n", "max_versions            5\n", "current_version         4\n", "map[owner:team]", "====== Version 1 ======"} {
+	for _, want := range []string{"= Metadata Path =\nkv2/metadata/app\n\n========== Metadata ==========\n", "max_versions            5\n", "current_version         4\n", "map[owner:team]", "====== Version 1 ======"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kv metadata get lacks %q:\n%s", want, out)
 		}
@@ -409,7 +411,7 @@ func TestKVv2CLI(t *testing.T) {
 	c.must("", "kv", "put", "up/s", "a=b")
 	c.fails(exitLocal, "", []string{"kv", "metadata", "get", "up/s"}, "Metadata not supported on KV Version 1")
 	c.fails(exitRemote, "", []string{"kv", "patch", "up/s", "c=d"}, "must be version 2")
-	if got := c.must("", "kv", "enable-versioning", "up"); got != "Success! Tuned the secrets engine at: up/\n" {
+	if got := c.must("", "kv", "enable-versioning", "up"); got != "Success! Tuned the secrets engine at: up\n" {
 		t.Errorf("kv enable-versioning: %q", got)
 	}
 	deadline := time.Now().Add(20 * time.Second)
@@ -428,7 +430,7 @@ func TestKVv2CLI(t *testing.T) {
 // TestTokenAndMountCLI covers token, policy, auth and secrets management.
 func TestTokenAndMountCLI(t *testing.T) {
 	ts := coretest.NewTestServer(t)
-	c := newTestCLI(t, ts.Addr).with("VAULT_TOKEN", ts.RootToken)
+	c := newVaultCLI(t, ts.Addr).with("VAULT_TOKEN", ts.RootToken)
 
 	out := c.must("", "token", "create", "-policy=default", "-ttl=1h", "-display-name=app", "-metadata=team=a")
 	for _, want := range []string{"token_duration       1h\n", "token_renewable      true\n", "token_meta_team      a\n"} {
@@ -474,7 +476,7 @@ func TestTokenAndMountCLI(t *testing.T) {
 	c.with("VAULT_TOKEN", selfTok).fails(exitRemote, "", []string{"token", "lookup"}, "Code: 403")
 
 	// Login with "-" reads the token from stdin; a bad token is refused.
-	h := newTestCLI(t, ts.Addr)
+	h := newVaultCLI(t, ts.Addr)
 	if got := h.must(ts.RootToken+"\n", "login", "-"); !strings.Contains(got, "Success!") {
 		t.Errorf("login -: %q", got)
 	}
@@ -489,9 +491,9 @@ func TestTokenAndMountCLI(t *testing.T) {
 		t.Errorf("login -token-only: %q", got)
 	}
 
-	c.must(tutorialPolicy, "policy", "write", "p1", "-")
+	c.must(vaultTutorialPolicy, "policy", "write", "p1", "-")
 	pf := filepath.Join(t.TempDir(), "p2.hcl")
-	if err := os.WriteFile(pf, []byte(tutorialPolicy), 0o600); err != nil {
+	if err := os.WriteFile(pf, []byte(vaultTutorialPolicy), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c.must("", "policy", "write", "P2", pf)
@@ -562,7 +564,7 @@ func TestTokenAndMountCLI(t *testing.T) {
 // TestUnreachableServer checks the errors when nothing listens.
 func TestUnreachableServer(t *testing.T) {
 	t.Parallel()
-	c := newTestCLI(t, "http://127.0.0.1:1").with("VAULT_TOKEN", "x", "VAULT_CLIENT_TIMEOUT", "5")
+	c := newVaultCLI(t, "http://127.0.0.1:1").with("VAULT_TOKEN", "x", "VAULT_CLIENT_TIMEOUT", "5")
 	c.fails(exitLocal, "", []string{"status"}, "Error checking seal status:")
 	c.fails(exitRemote, "", []string{"read", "secret/x"}, "Error reading secret/x:")
 	c.fails(exitRemote, "", []string{"kv", "get", "secret/x"}, "sys/internal/ui/mounts/secret/x")

@@ -11,9 +11,9 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// testMeta returns a vaultMeta writing to buffers, with VAULT_FORMAT
+// vaultTestMeta returns a vaultMeta writing to buffers, with VAULT_FORMAT
 // taken from format ("" = table).
-func testMeta(format string) (*vaultMeta, *bytes.Buffer, *bytes.Buffer) {
+func vaultTestMeta(format string) (*vaultMeta, *bytes.Buffer, *bytes.Buffer) {
 	var out, errb bytes.Buffer
 	env := &Env{
 		Stdin:  strings.NewReader(""),
@@ -238,7 +238,7 @@ func TestOutputSecretTable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			m, out, errb := testMeta("")
+			m, out, errb := vaultTestMeta("")
 			if code := m.outputSecret(tt.secret); code != exitOK {
 				t.Fatalf("outputSecret = %d, stderr %q", code, errb)
 			}
@@ -276,7 +276,7 @@ func TestOutputFormats(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			m, out, _ := testMeta(tt.format)
+			m, out, _ := vaultTestMeta(tt.format)
 			if code := m.outputData(tt.data); code != tt.wantCode {
 				t.Fatalf("outputData = %d, want %d", code, tt.wantCode)
 			}
@@ -308,7 +308,7 @@ func TestPrintField(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			m, out, errb := testMeta(tt.format)
+			m, out, errb := vaultTestMeta(tt.format)
 			if code := m.printField(tt.data, tt.field); code != tt.wantCode {
 				t.Fatalf("printField = %d, want %d", code, tt.wantCode)
 			}

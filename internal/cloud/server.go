@@ -432,19 +432,32 @@ func (s *Server) Run(ctx context.Context) error {
 			return srv.Shutdown(sctx)
 		})
 	}
-	serve(s.loginLn, s.LoginHandler(), true)
-	serve(s.armLn, s.ARMHandler(), true)
+	type imdsL struct {
+		ln net.Listener
+		h  http.Handler
+	}
+	var imds []imdsL
 	for _, l := range s.cfg.IMDS {
 		h, err := s.IMDSHandler(ctx, l.InstanceID)
-		if err != nil {
-			return err
+		if err == nil {
+			var ln net.Listener
+			if ln, err = net.Listen("tcp", l.Addr); err == nil {
+				imds = append(imds, imdsL{ln, h})
+				s.log.Info("imds listening", "addr", ln.Addr().String(), "instance", l.InstanceID)
+				continue
+			}
 		}
-		ln, err := net.Listen("tcp", l.Addr)
-		if err != nil {
-			return fmt.Errorf("cloud: listen imds %s: %w", l.Addr, err)
+		for _, i := range imds {
+			_ = i.ln.Close()
 		}
-		s.log.Info("imds listening", "addr", ln.Addr().String(), "instance", l.InstanceID)
-		serve(ln, h, false)
+		_ = s.loginLn.Close()
+		_ = s.armLn.Close()
+		return fmt.Errorf("cloud: imds %s for %s: %w", l.Addr, l.InstanceID, err)
+	}
+	serve(s.loginLn, s.LoginHandler(), true)
+	serve(s.armLn, s.ARMHandler(), true)
+	for _, i := range imds {
+		serve(i.ln, i.h, false)
 	}
 	s.log.Info("cloud listening", "authority", s.loginURL, "arm", s.armURL, "tenant", s.tenant, "subscription", s.sub)
 	return g.Wait()

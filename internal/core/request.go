@@ -77,6 +77,8 @@ func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logica
 	resp, err := m.backend.HandleRequest(ctx, &sub)
 	req.Operation = sub.Operation
 	req.MountType = sub.MountType
+	req.MountPoint = sub.MountPoint
+	req.MountAccessor = sub.MountAccessor
 	if err == nil && resp != nil {
 		err = c.postProcess(ctx, st, m, &sub, resp)
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyward/keyward/internal/logical"
@@ -117,6 +118,9 @@ type Manager struct {
 	log   *slog.Logger
 	clock logical.Clock
 	rand  io.Reader
+	// mu serializes the write-back of a renewed lease with deletions, so
+	// a renewal racing a revocation cannot resurrect the lease.
+	mu sync.Mutex
 }
 
 // NewManager builds a Manager.
@@ -399,6 +403,14 @@ func (m *Manager) Renew(ctx context.Context, id string, increment time.Duration)
 		return nil, nil, err
 	}
 	l.ExpireTime, l.LastRenewalTime, l.MaxTTL = now.Add(ttl), now, backendMax
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.cfg.Storage.Get(ctx, idPrefix+l.ID); err != nil {
+		if errors.Is(err, logical.ErrNotFound) {
+			return nil, nil, logical.BadRequest("lease not found") // revoked meanwhile
+		}
+		return nil, nil, err
+	}
 	if err := m.put(ctx, l); err != nil {
 		return nil, nil, err
 	}
@@ -507,6 +519,8 @@ func (m *Manager) revoke(ctx context.Context, l *Lease, force bool) error {
 
 // forget deletes a lease and its index entry (best effort, logged).
 func (m *Manager) forget(ctx context.Context, l *Lease) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if err := m.cfg.Storage.Delete(ctx, idPrefix+l.ID); err != nil {
 		m.log.WarnContext(ctx, "deleting lease failed", "lease_id", l.ID, "error", err)
 	}

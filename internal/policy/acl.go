@@ -31,8 +31,9 @@ type segRule struct {
 	wcPath     string   // full without the trailing "*"
 	parts      []string // wcPath split on "/"
 	isPrefix   bool
-	firstWC    int // index of the first "+"
-	wildcards  int // number of "+" segments
+	firstWC    int    // index of the first "+"
+	literal    string // full[:firstWC]: every match starts with it
+	wildcards  int    // number of "+" segments
 	permission *perms
 }
 
@@ -138,6 +139,9 @@ func NewACL(policies []*Policy) (*ACL, error) {
 
 func newSegRule(full string) *segRule {
 	s := &segRule{full: full, firstWC: strings.Index(full, "+")}
+	if s.firstWC > 0 {
+		s.literal = full[:s.firstWC]
+	}
 	wc := full
 	if strings.HasSuffix(wc, "*") {
 		s.isPrefix = true
@@ -298,7 +302,7 @@ func (a *ACL) nonExact(path string) *perms {
 	}
 	nParts := strings.Count(path, "/") + 1
 	for _, s := range a.seg {
-		if nParts < len(s.parts) || (!s.isPrefix && nParts != len(s.parts)) {
+		if nParts < len(s.parts) || (!s.isPrefix && nParts != len(s.parts)) || !strings.HasPrefix(path, s.literal) {
 			continue
 		}
 		if !segMatch(s, path) {

@@ -242,10 +242,14 @@ func (s *Store) create(ctx context.Context, in *Entry) (*Entry, []string, error)
 			}
 			return nil, nil, err
 		}
-		if _, err = s.lookupHash(ctx, ph, true); err != nil {
-			if errors.Is(err, logical.ErrNotFound) {
-				return nil, nil, logical.BadRequest("parent token not found")
-			}
+		// s.load, not lookupHash: revoking an expired parent here would
+		// need mu, which we hold.
+		var pe *Entry
+		pe, err = s.load(ctx, ph)
+		if errors.Is(err, logical.ErrNotFound) || (err == nil && expired(pe, now)) {
+			return nil, nil, logical.BadRequest("parent token not found")
+		}
+		if err != nil {
 			return nil, nil, err
 		}
 		var pah string

@@ -151,7 +151,11 @@ func (s *Store) revokeCount(ctx context.Context, h string, e *Entry) (int, error
 // calls OnRevoke. The entry is deleted first so the token stops working
 // even if the callback fails.
 func (s *Store) revokeOne(ctx context.Context, h string, e *Entry) (int, error) {
+	// Deletions hold mu so that a concurrent Use or Renew (which write the
+	// entry back under mu) cannot resurrect the token.
+	s.mu.Lock()
 	if err := s.cfg.Storage.Delete(ctx, idPrefix+h); err != nil {
+		s.mu.Unlock()
 		return 0, fmt.Errorf("token: deleting entry: %w", err)
 	}
 	var errs []error
@@ -167,6 +171,7 @@ func (s *Store) revokeOne(ctx context.Context, h string, e *Entry) (int, error) 
 			}
 		}
 	}
+	s.mu.Unlock()
 	s.log.DebugContext(ctx, "token revoked", "accessor", e.Accessor, "path", e.Path)
 	if s.cfg.OnRevoke != nil {
 		if err := s.cfg.OnRevoke(ctx, e); err != nil {

@@ -423,3 +423,31 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Errorf("Run = %v, want nil", err)
 	}
 }
+
+func TestRevokeRacingUseAndRenew(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	for range 30 {
+		id := e.create(t, e.root, map[string]any{"num_uses": 1000, "ttl": "1h"})
+		te, err := e.store.Lookup(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for range 20 {
+				cp := *te
+				_ = e.store.Use(ctx, &cp)         // fails once revoked
+				_, _ = e.store.Renew(ctx, &cp, 0) // likewise
+			}
+		})
+		if err := e.store.Revoke(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if _, err := e.store.Lookup(ctx, id); !errors.Is(err, logical.ErrNotFound) {
+			t.Fatalf("revoked token resurrected by a concurrent Use/Renew: %v", err)
+		}
+	}
+}

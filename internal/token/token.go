@@ -479,10 +479,8 @@ func (s *Store) tidyIndexes(ctx context.Context) error {
 		if json.Unmarshal(se.Value, &r) != nil {
 			continue
 		}
-		if _, err = s.cfg.Storage.Get(ctx, idPrefix+r.Hash); errors.Is(err, logical.ErrNotFound) {
-			if err = s.cfg.Storage.Delete(ctx, accessorPrefix+ah); err != nil {
-				errs = append(errs, err)
-			}
+		if err = s.deleteIfOrphaned(ctx, accessorPrefix+ah, r.Hash); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	parents, err := s.cfg.Storage.List(ctx, parentPrefix)
@@ -496,12 +494,30 @@ func (s *Store) tidyIndexes(ctx context.Context) error {
 			continue
 		}
 		for _, c := range children {
-			if _, err := s.cfg.Storage.Get(ctx, idPrefix+c); errors.Is(err, logical.ErrNotFound) {
-				if err := s.cfg.Storage.Delete(ctx, parentPrefix+p+c); err != nil {
-					errs = append(errs, err)
-				}
+			if err := s.deleteIfOrphaned(ctx, parentPrefix+p+c, c); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// deleteIfOrphaned deletes the index entry key when no token is stored
+// under hash h. It holds mu, as Create does while it writes an index entry
+// before the token itself.
+func (s *Store) deleteIfOrphaned(ctx context.Context, key, h string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.cfg.Storage.Get(ctx, idPrefix+h)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, logical.ErrNotFound):
+		if err = s.cfg.Storage.Delete(ctx, key); err != nil {
+			return fmt.Errorf("token: deleting index entry: %w", err)
+		}
+		return nil
+	default:
+		return err
+	}
 }

@@ -262,6 +262,7 @@ func (c *sdkClients) get(ctx context.Context, cl *arm.Client, path, apiVersion s
 	if err != nil {
 		return err
 	}
+	defer func() { _ = resp.Body.Close() }()
 	if !runtime.HasStatusCode(resp, http.StatusOK) {
 		return runtime.NewResponseError(resp)
 	}

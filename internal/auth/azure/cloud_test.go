@@ -354,8 +354,8 @@ func cloudPublicKey(t testing.TB, c *cloudtest.Cloud, tok string) ([]byte, strin
 	var h struct {
 		Kid string `json:"kid"`
 	}
-	if err := json.Unmarshal(hdr, &h); err != nil {
-		t.Fatal(err)
+	if jerr := json.Unmarshal(hdr, &h); jerr != nil {
+		t.Fatal(jerr)
 	}
 	resp, err := c.HTTPClient().Get(c.AuthorityHost + "common/discovery/keys")
 	if err != nil {
@@ -366,16 +366,16 @@ func cloudPublicKey(t testing.TB, c *cloudtest.Cloud, tok string) ([]byte, strin
 		t.Fatalf("jwks: %s", resp.Status)
 	}
 	var set jose.JSONWebKeySet
-	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+	if derr := json.NewDecoder(resp.Body).Decode(&set); derr != nil {
+		t.Fatal(derr)
+	}
+	keys := set.Key(h.Kid)
+	if len(keys) == 0 {
+		t.Fatalf("kid %q not in the cloud's JWKS", h.Kid)
+	}
+	der, err := x509.MarshalPKIXPublicKey(keys[0].Key)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range set.Key(h.Kid) {
-		der, err := x509.MarshalPKIXPublicKey(k.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), h.Kid
-	}
-	t.Fatalf("kid %q not in the cloud's JWKS", h.Kid)
-	return nil, ""
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), h.Kid
 }

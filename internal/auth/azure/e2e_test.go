@@ -77,8 +77,8 @@ func TestTutorialOverHTTP(t *testing.T) {
 			Renewable     bool              `json:"renewable"`
 		} `json:"auth"`
 	}
-	if err := json.Unmarshal(out, &login); err != nil {
-		t.Fatalf("login response %s: %v", out, err)
+	if jerr := json.Unmarshal(out, &login); jerr != nil {
+		t.Fatalf("login response %s: %v", out, jerr)
 	}
 	a := login.Auth
 	if a.ClientToken == "" {
@@ -112,8 +112,8 @@ func TestTutorialOverHTTP(t *testing.T) {
 	if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden {
 		t.Errorf("write with the pod token: %v, want 403", err)
 	}
-	if _, err := pod.Auth().Token().RenewSelf(0); err != nil {
-		t.Errorf("renew-self: %v", err)
+	if _, rerr := pod.Auth().Token().RenewSelf(0); rerr != nil {
+		t.Errorf("renew-self: %v", rerr)
 	}
 
 	// A forged token over HTTP: 500 with Vault's message, no auth.

@@ -208,7 +208,7 @@ func (i *testIssuer) rotate(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kid := base64.RawURLEncoding.EncodeToString(k.PublicKey.N.Bytes()[:8])
+	kid := base64.RawURLEncoding.EncodeToString(k.N.Bytes()[:8])
 	i.mu.Lock()
 	i.keys[kid] = k
 	i.kid = kid

@@ -85,7 +85,7 @@ func (m *imdsCredential) fetch(ctx context.Context, resource string) (azcore.Acc
 	if err != nil {
 		return azcore.AccessToken{}, fmt.Errorf("imds: token request failed: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocBytes))
 	if err != nil {
 		return azcore.AccessToken{}, fmt.Errorf("imds: reading token response: %w", err)

@@ -227,10 +227,11 @@ func (b *backend) configWrite(ctx context.Context, req *logical.Request, d *fram
 	if c.MaxRetries < 0 {
 		return nil, logical.BadRequest("max_retries cannot be negative")
 	}
-	if _, err := c.resolve(); err != nil {
-		return nil, err
+	if _, rerr := c.resolve(); rerr != nil {
+		return nil, rerr
 	}
-	raw, err := json.Marshal(c)
+	// The client secret is stored through the barrier (encrypted), as Vault does.
+	raw, err := json.Marshal(c) //nolint:gosec // G117: see above
 	if err != nil {
 		return nil, fmt.Errorf("encoding azure config: %w", err)
 	}

@@ -76,8 +76,8 @@ func (b *backend) login(ctx context.Context, req *logical.Request, d *framework.
 		vmssName:       d.String("vmss_name"),
 		resourceID:     d.String("resource_id"),
 	}
-	if err := in.validate(); err != nil {
-		return nil, err
+	if verr := in.validate(); verr != nil {
+		return nil, verr
 	}
 
 	p, err := b.provider(ctx, req.Storage)
@@ -166,22 +166,23 @@ func authTokenType(t string) string {
 	}
 }
 
+// wildcard reports whether a bound list is exactly ["*"].
+func wildcard(l []string) bool { return len(l) == 1 && l[0] == "*" }
+
 // unspecific reports whether a bound list binds nothing (empty or "*").
-func unspecific(l []string) bool {
-	return len(l) == 0 || (len(l) == 1 && l[0] == "*")
-}
+func unspecific(l []string) bool { return len(l) == 0 || wildcard(l) }
 
 // verifyRole checks the service principal and group bindings.
 func verifyRole(strict bool, c *tokenClaims, r *role) error {
 	if strict && unspecific(r.BoundServicePrincipalIDs) && unspecific(r.BoundGroupIDs) {
 		return fail(ErrNotAuthorized, nil, "expected specific bound_group_ids or bound_service_principal_ids; both cannot be empty or '*'")
 	}
-	if len(r.BoundServicePrincipalIDs) > 0 && !(len(r.BoundServicePrincipalIDs) == 1 && r.BoundServicePrincipalIDs[0] == "*") {
+	if !unspecific(r.BoundServicePrincipalIDs) {
 		if !containsFold(r.BoundServicePrincipalIDs, c.ObjectID) {
 			return fail(ErrNotAuthorized, nil, "service principal not authorized: %s", c.ObjectID)
 		}
 	}
-	if len(r.BoundGroupIDs) > 0 && !(len(r.BoundGroupIDs) == 1 && r.BoundGroupIDs[0] == "*") {
+	if !unspecific(r.BoundGroupIDs) {
 		ok := false
 		for _, g := range c.Groups {
 			if containsFold(r.BoundGroupIDs, g) {
@@ -216,9 +217,9 @@ func verifyResource(ctx context.Context, p *provider, c *tokenClaims, r *role, i
 	switch {
 	case in.vmssName != "":
 		if strict {
-			if err := verifyComputeClaim(c, "vmss_name", in.vmssName,
-				"/virtualmachines/"+in.vmssName+"_", "/virtualmachinescalesets/"+in.vmssName); err != nil {
-				return err
+			if cerr := verifyComputeClaim(c, "vmss_name", in.vmssName,
+				"/virtualmachines/"+in.vmssName+"_", "/virtualmachinescalesets/"+in.vmssName); cerr != nil {
+				return cerr
 			}
 		}
 		if len(r.BoundScaleSets) > 0 && !slices.Contains(r.BoundScaleSets, in.vmssName) {
@@ -227,8 +228,8 @@ func verifyResource(ctx context.Context, p *provider, c *tokenClaims, r *role, i
 		info, err = p.lookup.scaleSet(ctx, in.subscriptionID, in.resourceGroup, in.vmssName)
 	case in.vmName != "":
 		if strict {
-			if err := verifyComputeClaim(c, "vm_name", in.vmName, "/virtualmachines/"+in.vmName); err != nil {
-				return err
+			if cerr := verifyComputeClaim(c, "vm_name", in.vmName, "/virtualmachines/"+in.vmName); cerr != nil {
+				return cerr
 			}
 		}
 		if len(r.BoundScaleSets) > 0 {

@@ -78,7 +78,7 @@ func fetch(ctx context.Context, c *http.Client, u string) ([]byte, error) {
 	if err != nil {
 		return nil, fail(ErrDiscovery, err, "unable to fetch %s: %v", u, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocBytes))
 	if err != nil {
 		return nil, fail(ErrDiscovery, err, "unable to read %s: %v", u, err)
@@ -106,8 +106,6 @@ type keySet struct {
 	fetched time.Time
 	// attempted is the time of the last fetch attempt; guarded by mu.
 	attempted time.Time
-	// fetches counts attempts (for tests); guarded by mu.
-	fetches int
 }
 
 func newKeySet(uri string, c *http.Client, clock logical.Clock, logger *slog.Logger) *keySet {
@@ -167,7 +165,6 @@ func (k *keySet) lookup(kid string) ([]*rsa.PublicKey, bool) {
 func (k *keySet) refresh(ctx context.Context) error {
 	k.mu.Lock()
 	k.attempted = k.clock.Now()
-	k.fetches++
 	k.mu.Unlock()
 	body, err := fetch(ctx, k.client, k.uri)
 	if err != nil {
@@ -190,13 +187,6 @@ func (k *keySet) refresh(ctx context.Context) error {
 	k.fetched = k.clock.Now()
 	k.mu.Unlock()
 	return nil
-}
-
-// fetchCount returns how many JWKS fetches were attempted.
-func (k *keySet) fetchCount() int {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.fetches
 }
 
 // verifier checks Entra ID access tokens for one config.

@@ -109,10 +109,10 @@ func TestHTTPKVv1(t *testing.T) {
 	if r := raw(t, ts, "PUT", "aks/other", `{"foo":"bar"}`, nil); r.status != 204 || r.body != nil {
 		t.Errorf("PUT = %d %v, want 204 without body", r.status, r.body)
 	}
-	if err := kv1.Put(ctx, "ttl", map[string]any{"a": "b", "ttl": "1h"}); err != nil {
+	if err = kv1.Put(ctx, "ttl", map[string]any{"a": "b", "ttl": "1h"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := kv1.Get(ctx, "ttl"); err != nil || got.Raw.LeaseDuration != 3600 {
+	if got, err = kv1.Get(ctx, "ttl"); err != nil || got.Raw.LeaseDuration != 3600 {
 		t.Errorf("ttl secret = %+v, %v; want lease_duration 3600", got, err)
 	}
 
@@ -171,7 +171,7 @@ func TestHTTPKVv2(t *testing.T) {
 	if s1.VersionMetadata.Version != 1 || s1.VersionMetadata.CreatedTime.IsZero() {
 		t.Errorf("Put metadata = %+v", s1.VersionMetadata)
 	}
-	if _, err := kv2.Put(ctx, "app", map[string]any{"user": "u2", "pass": "p2"}, api.WithCheckAndSet(1)); err != nil {
+	if _, err = kv2.Put(ctx, "app", map[string]any{"user": "u2", "pass": "p2"}, api.WithCheckAndSet(1)); err != nil {
 		t.Fatalf("Put cas 1: %v", err)
 	}
 	_, err = kv2.Put(ctx, "app", map[string]any{"user": "x"}, api.WithCheckAndSet(1))
@@ -205,12 +205,12 @@ func TestHTTPKVv2(t *testing.T) {
 	if diff := cmp.Diff(map[string]any{"user": "u2", "extra": "e"}, cur.Data); diff != "" {
 		t.Errorf("after Patch (-want +got):\n%s", diff)
 	}
-	if _, err := kv2.Patch(ctx, "missing", map[string]any{"a": "b"}); !errors.Is(err, api.ErrSecretNotFound) {
+	if _, err = kv2.Patch(ctx, "missing", map[string]any{"a": "b"}); !errors.Is(err, api.ErrSecretNotFound) {
 		t.Errorf("Patch of missing secret = %v, want ErrSecretNotFound", err)
 	}
 
 	// Soft delete: Get returns metadata with a deletion time and no data.
-	if err := kv2.Delete(ctx, "app"); err != nil {
+	if err = kv2.Delete(ctx, "app"); err != nil {
 		t.Fatal(err)
 	}
 	cur, err = kv2.Get(ctx, "app")
@@ -224,21 +224,21 @@ func TestHTTPKVv2(t *testing.T) {
 	if md, _ := r.body["data"].(map[string]any); r.status != 404 || md == nil || md["data"] != nil || md["metadata"].(map[string]any)["deletion_time"] == "" {
 		t.Errorf("raw read of deleted version = %d %v", r.status, r.body)
 	}
-	if err := kv2.Undelete(ctx, "app", []int{3}); err != nil {
+	if err = kv2.Undelete(ctx, "app", []int{3}); err != nil {
 		t.Fatal(err)
 	}
 	if cur, err = kv2.Get(ctx, "app"); err != nil || cur.Data["user"] != "u2" {
 		t.Errorf("Get after Undelete = %+v, %v", cur, err)
 	}
-	if err := kv2.DeleteVersions(ctx, "app", []int{2}); err != nil {
+	if err = kv2.DeleteVersions(ctx, "app", []int{2}); err != nil {
 		t.Fatal(err)
 	}
-	if v2, err := kv2.GetVersion(ctx, "app", 2); err != nil || v2.Data != nil {
-		t.Errorf("GetVersion of deleted 2 = %+v, %v", v2, err)
+	if v2s, gerr := kv2.GetVersion(ctx, "app", 2); gerr != nil || v2s.Data != nil {
+		t.Errorf("GetVersion of deleted 2 = %+v, %v", v2s, gerr)
 	}
 
 	// Destroy.
-	if err := kv2.Destroy(ctx, "app", []int{1}); err != nil {
+	if err = kv2.Destroy(ctx, "app", []int{1}); err != nil {
 		t.Fatal(err)
 	}
 	v1, err = kv2.GetVersion(ctx, "app", 1)
@@ -251,7 +251,7 @@ func TestHTTPKVv2(t *testing.T) {
 	}
 
 	// Metadata.
-	if err := kv2.PutMetadata(ctx, "app", api.KVMetadataPutInput{MaxVersions: 5, CustomMetadata: map[string]any{"owner": "ops"}, DeleteVersionAfter: time.Hour}); err != nil {
+	if err = kv2.PutMetadata(ctx, "app", api.KVMetadataPutInput{MaxVersions: 5, CustomMetadata: map[string]any{"owner": "ops"}, DeleteVersionAfter: time.Hour}); err != nil {
 		t.Fatalf("PutMetadata: %v", err)
 	}
 	md, err := kv2.GetMetadata(ctx, "app")
@@ -263,7 +263,7 @@ func TestHTTPKVv2(t *testing.T) {
 		t.Errorf("GetMetadata = %+v", md)
 	}
 	maxV := 7
-	if err := kv2.PatchMetadata(ctx, "app", api.KVMetadataPatchInput{MaxVersions: &maxV, CustomMetadata: map[string]any{"team": "blue"}}); err != nil {
+	if err = kv2.PatchMetadata(ctx, "app", api.KVMetadataPatchInput{MaxVersions: &maxV, CustomMetadata: map[string]any{"team": "blue"}}); err != nil {
 		t.Fatalf("PatchMetadata: %v", err)
 	}
 	if md, err = kv2.GetMetadata(ctx, "app"); err != nil || md.MaxVersions != 7 || !cmp.Equal(md.CustomMetadata, map[string]any{"owner": "ops", "team": "blue"}) {
@@ -394,7 +394,8 @@ func TestHTTPUpgradeV1ToV2(t *testing.T) {
 	if err := c.KVv1("aks").Put(ctx, "mysecret", map[string]any{"foo": "bar"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Sys().TuneMountWithContext(ctx, "aks", api.MountConfigInput{Options: map[string]string{"version": "2"}}); err != nil {
+	opts := map[string]string{"version": "2"}
+	if err := c.Sys().TuneMountAllowNilWithContext(ctx, "aks", api.TuneMountConfigInput{Options: &opts}); err != nil {
 		t.Fatalf("tune version 2: %v", err)
 	}
 	got, err := c.KVv2("aks").Get(ctx, "mysecret")

@@ -100,13 +100,13 @@ func TestV2WriteRead(t *testing.T) {
 		{"version 0 is current", map[string]any{"version": float64(0)}, map[string]any{"user": "u2"}, t0.Add(time.Second), 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := e.must(logical.ReadOperation, "data/app/db", tc.data)
+			got := e.must(logical.ReadOperation, "data/app/db", tc.data)
 			want := map[string]any{"data": tc.want, "metadata": versionMeta(tc.version, tc.created, "", false, nil)}
-			if diff := cmp.Diff(want, resp.Data); diff != "" {
+			if diff := cmp.Diff(want, got.Data); diff != "" {
 				t.Errorf("read (-want +got):\n%s", diff)
 			}
-			if resp.StatusCode != 0 {
-				t.Errorf("StatusCode = %d, want 0", resp.StatusCode)
+			if got.StatusCode != 0 {
+				t.Errorf("StatusCode = %d, want 0", got.StatusCode)
 			}
 		})
 	}
@@ -119,8 +119,8 @@ func TestV2WriteRead(t *testing.T) {
 		{"unknown key", "data/nope", nil},
 		{"unknown version", "data/app/db", map[string]any{"version": "7"}},
 	} {
-		if resp := e.must(logical.ReadOperation, tc.path, tc.data); resp != nil {
-			t.Errorf("%s: read = %+v, want nil (404)", tc.name, resp)
+		if got := e.must(logical.ReadOperation, tc.path, tc.data); got != nil {
+			t.Errorf("%s: read = %+v, want nil (404)", tc.name, got)
 		}
 	}
 
@@ -272,9 +272,9 @@ func TestV2SoftDeleteUndeleteDestroy(t *testing.T) {
 	// undelete restores both (comma string form).
 	e.must(logical.UpdateOperation, "undelete/s", map[string]any{"versions": "1,3"})
 	for _, v := range []string{"1", "3"} {
-		resp := e.must(logical.ReadOperation, "data/s", map[string]any{"version": v})
-		if resp.StatusCode != 0 || resp.Data["data"].(map[string]any)["v"] != v {
-			t.Errorf("read undeleted version %s = %+v", v, resp)
+		got := e.must(logical.ReadOperation, "data/s", map[string]any{"version": v})
+		if got.StatusCode != 0 || got.Data["data"].(map[string]any)["v"] != v {
+			t.Errorf("read undeleted version %s = %+v", v, got)
 		}
 	}
 
@@ -358,8 +358,8 @@ func TestV2MaxVersionsPruning(t *testing.T) {
 		}
 	}
 
-	if resp := e.must(logical.ReadOperation, "data/many", map[string]any{"version": "10"}); resp != nil {
-		t.Errorf("read pruned version = %+v, want nil (404)", resp)
+	if got := e.must(logical.ReadOperation, "data/many", map[string]any{"version": "10"}); got != nil {
+		t.Errorf("read pruned version = %+v, want nil (404)", got)
 	}
 	resp = e.must(logical.ReadOperation, "data/many", map[string]any{"version": "11"})
 	if diff := cmp.Diff(map[string]any{"i": "11"}, resp.Data["data"]); diff != "" {
@@ -510,15 +510,15 @@ func TestV2Patch(t *testing.T) {
 		{"cas mismatch", "data/p", map[string]any{"data": map[string]any{"a": "b"}, "options": map[string]any{"cas": 1}}, 400, "check-and-set parameter did not match the current version"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.patch(tc.path, mp, tc.data)
-			if status(err) != tc.wantStatus || (tc.wantMsg != "" && err.Error() != tc.wantMsg) {
-				t.Errorf("patch = %v, want %d %q", err, tc.wantStatus, tc.wantMsg)
+			_, perr := e.patch(tc.path, mp, tc.data)
+			if status(perr) != tc.wantStatus || (tc.wantMsg != "" && perr.Error() != tc.wantMsg) {
+				t.Errorf("patch = %v, want %d %q", perr, tc.wantStatus, tc.wantMsg)
 			}
 		})
 	}
 
-	if resp, err := e.patch("data/missing", mp, map[string]any{"data": map[string]any{"a": "b"}}); err != nil || resp == nil || resp.StatusCode != 404 {
-		t.Errorf("patch missing key = %+v, %v; want a 404 response", resp, err)
+	if got, perr := e.patch("data/missing", mp, map[string]any{"data": map[string]any{"a": "b"}}); perr != nil || got == nil || got.StatusCode != 404 {
+		t.Errorf("patch missing key = %+v, %v; want a 404 response", got, perr)
 	}
 	e.must(logical.DeleteOperation, "data/p", nil)
 	resp, err = e.patch("data/p", mp, map[string]any{"data": map[string]any{"a": "b"}})
@@ -614,8 +614,8 @@ func TestV2Metadata(t *testing.T) {
 	if _, err := e.patch("metadata/app/cfg", "", map[string]any{"max_versions": 2}); status(err) != 415 {
 		t.Errorf("metadata patch without content type = %v, want 415", err)
 	}
-	if resp, err := e.patch("metadata/app/cfg", mp, map[string]any{"custom_metadata": map[string]any{"owner": nil, "team": "blue"}, "max_versions": 2}); err != nil || resp != nil {
-		t.Fatalf("metadata patch = %+v, %v", resp, err)
+	if got, perr := e.patch("metadata/app/cfg", mp, map[string]any{"custom_metadata": map[string]any{"owner": nil, "team": "blue"}, "max_versions": 2}); perr != nil || got != nil {
+		t.Fatalf("metadata patch = %+v, %v", got, perr)
 	}
 	resp = e.must(logical.ReadOperation, "metadata/app/cfg", nil)
 	if diff := cmp.Diff(map[string]string{"n": "7", "team": "blue"}, resp.Data["custom_metadata"]); diff != "" {
@@ -624,8 +624,8 @@ func TestV2Metadata(t *testing.T) {
 	if resp.Data["max_versions"] != uint32(2) || resp.Data["cas_required"] != true || resp.Data["delete_version_after"] != "1h0m0s" {
 		t.Errorf("patched settings = %+v", resp.Data)
 	}
-	if resp, err := e.patch("metadata/none", mp, map[string]any{"max_versions": 2}); err != nil || resp == nil || resp.StatusCode != 404 {
-		t.Errorf("patch of missing metadata = %+v, %v; want a 404 response", resp, err)
+	if got, perr := e.patch("metadata/none", mp, map[string]any{"max_versions": 2}); perr != nil || got == nil || got.StatusCode != 404 {
+		t.Errorf("patch of missing metadata = %+v, %v; want a 404 response", got, perr)
 	}
 
 	// A full write replaces custom_metadata; null clears it (vault/api
@@ -827,8 +827,8 @@ func TestUpgradeV1ToV2(t *testing.T) {
 
 	// New writes continue at version 2; re-initializing (unseal) or
 	// re-creating the backend does not upgrade again.
-	if resp := mustPut(t, v2, "mysecret", map[string]any{"foo": "baz"}); resp.Data["version"] != uint64(2) {
-		t.Errorf("write after upgrade = %+v, want version 2", resp.Data)
+	if got := mustPut(t, v2, "mysecret", map[string]any{"foo": "baz"}); got.Data["version"] != uint64(2) {
+		t.Errorf("write after upgrade = %+v, want version 2", got.Data)
 	}
 	if err := v2.b.(logical.Initializer).Initialize(context.Background(), v2.s); err != nil {
 		t.Fatal(err)

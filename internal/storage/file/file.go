@@ -11,7 +11,7 @@
 // the final name and fsyncs the folder (and the parent of every folder it
 // had to create). rename(2) is atomic, so after a crash a key holds its old
 // or its new value, never a torn one, and every Put that returned nil is
-// readable. Leftover temporary files are removed by New. Delete fsyncs the
+// readable. New removes leftover temporary files and fsyncs all folders. Delete fsyncs the
 // folder after unlinking and prunes empty folders.
 //
 // A Backend is safe for concurrent use; writes to different keys proceed in
@@ -80,7 +80,8 @@ type Backend struct {
 var _ storage.Backend = (*Backend)(nil)
 
 // New opens (creating with mode 0700 if missing) the store rooted at path
-// and removes temporary files left by an earlier crash.
+// and recovers from an earlier crash: it removes leftover temporary files
+// and fsyncs every folder (see recover). Opening costs one walk of the tree.
 func New(path string) (*Backend, error) {
 	if path == "" {
 		return nil, errors.New("file storage: path is empty")
@@ -100,7 +101,7 @@ func New(path string) (*Backend, error) {
 		return nil, fmt.Errorf("file storage: %s is not a directory", root)
 	}
 	b := &Backend{root: root, seed: maphash.MakeSeed()}
-	if err := b.removeTemps(); err != nil {
+	if err := b.recover(); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -116,9 +117,12 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// removeTemps deletes temporary files left by a crashed Put. It walks
-// through an os.Root so that nothing outside the store can be reached.
-func (b *Backend) removeTemps() error {
+// recover deletes temporary files left by a crashed Put and fsyncs every
+// folder: a writer killed between creating a folder and fsyncing its parent
+// leaves a folder that is visible but not yet durable, and a later Put must
+// not build on it. Fsyncing a clean folder is cheap. It walks through an
+// os.Root so that nothing outside the store can be reached.
+func (b *Backend) recover() error {
 	r, err := os.OpenRoot(b.root)
 	if err != nil {
 		return fmt.Errorf("file storage: %w", err)
@@ -128,7 +132,17 @@ func (b *Backend) removeTemps() error {
 		if err != nil {
 			return fmt.Errorf("file storage: scanning %s: %w", p, err)
 		}
-		if d.Type().IsRegular() && strings.HasPrefix(d.Name(), tmpPrefix) {
+		switch {
+		case d.IsDir():
+			f, err := r.Open(p)
+			if err != nil {
+				return fmt.Errorf("file storage: %w", err)
+			}
+			serr := f.Sync()
+			if err := errors.Join(serr, f.Close()); err != nil {
+				return fmt.Errorf("file storage: syncing %s: %w", p, err)
+			}
+		case d.Type().IsRegular() && strings.HasPrefix(d.Name(), tmpPrefix):
 			if err := r.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("file storage: removing stale %s: %w", p, err)
 			}
