@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -56,6 +57,9 @@ type Config struct {
 	PendingWait time.Duration
 	// RetryAfter is the Retry-After of a 503; 0 means 5 s.
 	RetryAfter time.Duration
+	// Cache, when non-nil, is started by Run, which serves only once it has
+	// synced (the Kubernetes sources); nil means the sources need no start.
+	Cache Cache
 	// Interceptor redirects 169.254.169.254:80 to ListenAddr; nil means
 	// listener mode (clients are pointed at ListenAddr directly).
 	Interceptor Interceptor
@@ -69,8 +73,18 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Logger; nil discards. Tokens are never logged.
 	Logger *slog.Logger
-	// Clock; nil means time.Now.
+	// Clock decides when cached tokens expire; nil means time.Now.
 	Clock func() time.Time
+}
+
+// Cache is a pod/identity source that must be started and synced before
+// it answers (a Kubernetes informer cache).
+type Cache interface {
+	// Start runs the cache until ctx is done.
+	Start(ctx context.Context) error
+	// WaitForCacheSync blocks until the cache has synced (true) or ctx is
+	// done (false).
+	WaitForCacheSync(ctx context.Context) bool
 }
 
 // Agent is the node agent. Create it with New and start it with Run.
@@ -144,41 +158,67 @@ func (a *Agent) Addr() net.Addr {
 // Ready is closed once the agent listens and interception is installed.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
-// Run serves until ctx is done, then removes interception and shuts the
+// Run starts the sources' cache (if any) and waits for it to sync, then
+// serves until ctx is done, then removes interception and shuts the
 // listeners down gracefully.
 func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	var probe *http.Server
+	if a.cfg.ProbeAddr != "" {
+		probeLn, err := net.Listen("tcp", a.cfg.ProbeAddr)
+		if err != nil {
+			return fmt.Errorf("agent: listen %s: %w", a.cfg.ProbeAddr, err)
+		}
+		probe = newHTTPServer(a.probeHandler(), a.logger)
+		go func() { errc <- probe.Serve(probeLn) }()
+	}
+	cacheDone := make(chan struct{})
+	if a.cfg.Cache != nil {
+		go func() {
+			defer close(cacheDone)
+			if err := a.cfg.Cache.Start(ctx); err != nil {
+				errc <- fmt.Errorf("agent: source cache: %w", err)
+			}
+		}()
+		if !a.cfg.Cache.WaitForCacheSync(ctx) {
+			cancel()
+			<-cacheDone
+			a.shutdown(ctx, nil, probe)
+			select {
+			case err := <-errc:
+				if !errors.Is(err, http.ErrServerClosed) {
+					return err
+				}
+			default:
+			}
+			return fmt.Errorf("agent: source cache did not sync: %w", context.Cause(ctx))
+		}
+	} else {
+		close(cacheDone)
+	}
 	ln, err := net.Listen("tcp", a.cfg.ListenAddr)
 	if err != nil {
+		cancel()
+		<-cacheDone
+		a.shutdown(ctx, nil, probe)
 		return fmt.Errorf("agent: listen %s: %w", a.cfg.ListenAddr, err)
 	}
 	a.mu.Lock()
 	a.addr = ln.Addr()
 	a.mu.Unlock()
 	srv := newHTTPServer(a.Handler(), a.logger)
-	var probe *http.Server
-	var probeLn net.Listener
-	if a.cfg.ProbeAddr != "" {
-		probeLn, err = net.Listen("tcp", a.cfg.ProbeAddr)
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("agent: listen %s: %w", a.cfg.ProbeAddr, err)
-		}
-		probe = newHTTPServer(a.probeHandler(), a.logger)
-	}
 	if a.cfg.Interceptor != nil {
 		if err := a.cfg.Interceptor.Install(ctx); err != nil {
 			_ = ln.Close()
-			if probeLn != nil {
-				_ = probeLn.Close()
-			}
+			cancel()
+			<-cacheDone
+			a.shutdown(ctx, nil, probe)
 			return fmt.Errorf("agent: installing interception: %w", err)
 		}
 	}
-	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	if probe != nil {
-		go func() { errc <- probe.Serve(probeLn) }()
-	}
 	close(a.ready)
 	a.logger.Info("node agent serving", "addr", ln.Addr().String(), "upstream", a.cfg.Upstream)
 	var runErr error
@@ -189,18 +229,29 @@ func (a *Agent) Run(ctx context.Context) error {
 			runErr = err
 		}
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
+	cancel()
 	if a.cfg.Interceptor != nil {
+		shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		if err := a.cfg.Interceptor.Remove(shutdownCtx); err != nil {
 			a.logger.Warn("removing interception", "error", err)
 		}
+		stop()
 	}
-	_ = srv.Shutdown(shutdownCtx)
-	if probe != nil {
-		_ = probe.Shutdown(shutdownCtx)
-	}
+	a.shutdown(ctx, srv, probe)
+	<-cacheDone
 	return runErr
+}
+
+// shutdown stops the servers that are not nil, waiting up to 10 s for
+// requests in flight.
+func (a *Agent) shutdown(ctx context.Context, servers ...*http.Server) {
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		if s != nil {
+			_ = s.Shutdown(shutdownCtx)
+		}
+	}
 }
 
 func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
@@ -248,8 +299,12 @@ const (
 )
 
 // classify normalises the raw request path. A backslash (raw or
-// escaped), a dot segment or an empty segment makes the request invalid;
-// case never matters, so case variants can only reach our own handlers.
+// escaped), a dot segment, an empty segment or a non-ASCII byte makes the
+// request invalid; case never matters, so case variants can only reach our
+// own handlers. The returned path is what is forwarded upstream: the
+// canonical lower-case prefix followed by the caller's remaining segments
+// with their case kept (instance paths such as
+// /metadata/instance/compute/vmScaleSetName are case-sensitive).
 func classify(r *http.Request) (route, string) {
 	raw := r.URL.EscapedPath()
 	if strings.Contains(raw, `\`) || strings.Contains(strings.ToLower(raw), "%5c") || strings.Contains(r.RequestURI, `\`) {
@@ -259,21 +314,28 @@ func classify(r *http.Request) (route, string) {
 	if err != nil {
 		return routeInvalid, ""
 	}
-	lower := strings.ToLower(strings.TrimSuffix(p, "/"))
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] >= 0x7f {
+			return routeInvalid, ""
+		}
+	}
+	trimmed := strings.TrimSuffix(p, "/")
+	lower := strings.ToLower(trimmed)
 	for _, seg := range strings.Split(strings.TrimPrefix(lower, "/"), "/") {
 		if seg == "" || seg == "." || seg == ".." {
 			return routeInvalid, ""
 		}
 	}
+	const instance = "/metadata/instance"
 	switch {
 	case lower == "/metadata/identity/oauth2/token":
 		return routeToken, lower
-	case strings.Contains(lower, "identity") && strings.Contains(lower, "oauth2"):
+	case strings.Contains(lower, "identity") || strings.Contains(lower, "oauth2") || strings.Contains(lower, "token"):
 		// Anything else that looks like the token path is refused rather
 		// than forwarded to the node's own IMDS.
 		return routeInvalid, ""
-	case lower == "/metadata/instance" || strings.HasPrefix(lower, "/metadata/instance/"):
-		return routeInstance, lower
+	case lower == instance || strings.HasPrefix(lower, instance+"/"):
+		return routeInstance, instance + trimmed[len(instance):]
 	case lower == "/metadata/versions":
 		return routeVersions, lower
 	default:
@@ -324,10 +386,11 @@ func (a *Agent) serveIMDS(w http.ResponseWriter, r *http.Request) {
 
 // caller identifies the pod behind the request's source address.
 func (a *Agent) caller(r *http.Request) (*Pod, int, error) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil || net.ParseIP(host) == nil {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
 		return nil, http.StatusInternalServerError, errors.New("request remote address is invalid")
 	}
+	host := ap.Addr().Unmap().WithZone("").String()
 	ctx := r.Context()
 	var pod *Pod
 	// A pod that has just received its address may not be in the cache
@@ -361,11 +424,15 @@ func (a *Agent) caller(r *http.Request) (*Pod, int, error) {
 // proxy forwards an instance metadata request to the upstream IMDS on the
 // normalised path.
 func (a *Agent) proxy(w http.ResponseWriter, r *http.Request, path string) {
-	u := a.cfg.Upstream + path
-	if r.URL.RawQuery != "" {
-		u += "?" + r.URL.RawQuery
+	u, err := url.Parse(a.cfg.Upstream)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "building upstream request failed")
+		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u, nil)
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawPath = ""
+	u.RawQuery = r.URL.RawQuery
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), nil)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal_error", "building upstream request failed")
 		return
@@ -416,7 +483,12 @@ func (a *Agent) serveToken(w http.ResponseWriter, r *http.Request, pod *Pod) {
 		a.writeToken(w, pod, tok, err)
 		return
 	}
-	deadline := a.cfg.Clock().Add(a.cfg.PendingWait)
+	// The wait for a pending assignment is bounded in real time: the
+	// caller must get an answer within seconds whatever the clock says.
+	wait := time.NewTimer(a.cfg.PendingWait)
+	defer wait.Stop()
+	poll := time.NewTicker(pendingPoll)
+	defer poll.Stop()
 	for {
 		id, pending, err := a.pick(ctx, pod, clientID, resourceID)
 		switch {
@@ -433,11 +505,14 @@ func (a *Agent) serveToken(w http.ResponseWriter, r *http.Request, pod *Pod) {
 			tok, err := a.fetch(ctx, id, resource)
 			a.writeToken(w, pod, tok, err)
 			return
-		case pending && a.cfg.Clock().Before(deadline):
+		case pending:
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(200 * time.Millisecond):
+			case <-wait.C:
+				a.writePending(w, pod)
+				return
+			case <-poll.C:
 			}
 		default:
 			a.writePending(w, pod)
@@ -445,6 +520,9 @@ func (a *Agent) serveToken(w http.ResponseWriter, r *http.Request, pod *Pod) {
 		}
 	}
 }
+
+// pendingPoll is how often a request waiting for an assignment looks again.
+const pendingPoll = 100 * time.Millisecond
 
 type statusError struct {
 	status    int
@@ -511,6 +589,9 @@ func (a *Agent) fetch(ctx context.Context, id *Identity, resource string) (*Toke
 			ns = id.Namespace
 		}
 		data, err := a.cfg.Secrets.Secret(ctx, ns, id.Spec.ClientPassword.Name)
+		if errors.Is(err, ErrSecretNotFound) {
+			return nil, &statusError{http.StatusForbidden, "forbidden", fmt.Sprintf("the secret of identity %s/%s does not exist", id.Namespace, id.Name)}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading the secret of identity %s/%s: %w", id.Namespace, id.Name, err)
 		}
@@ -534,7 +615,7 @@ func (a *Agent) writeToken(w http.ResponseWriter, pod *Pod, tok *Token, err erro
 	switch {
 	case errors.As(err, &se):
 		writeError(w, se.status, se.code, se.msg)
-	case errors.As(err, &ue) && (ue.Status == http.StatusNotFound || (ue.Status == http.StatusBadRequest && strings.Contains(string(ue.Body), "Identity not found"))):
+	case errors.As(err, &ue) && (ue.Status == http.StatusNotFound || (ue.Status == http.StatusBadRequest && ue.identityNotFound())):
 		// The assignment has not reached the node's IMDS yet.
 		a.writePending(w, pod)
 	case errors.As(err, &ue) && ue.Status < 500:

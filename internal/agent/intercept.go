@@ -2,11 +2,13 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 )
 
 // Interceptor redirects pods' traffic for the metadata address to the
@@ -33,6 +35,9 @@ type IPTables struct {
 	InInterface string
 	// Binary is the iptables executable; "" means "iptables".
 	Binary string
+
+	mu    sync.Mutex
+	saved map[string][]byte // guarded by mu; sysctl path -> value before Install
 }
 
 var _ Interceptor = (*IPTables)(nil)
@@ -68,13 +73,15 @@ func (t *IPTables) Install(ctx context.Context) error {
 		return fmt.Errorf("iptables target %q: %w", t.Target, err)
 	}
 	if net.ParseIP(host).IsLoopback() {
-		if err := os.WriteFile("/proc/sys/net/ipv4/conf/all/route_localnet", []byte("1"), 0o644); err != nil { //nolint:gosec // sysctl files are world-readable by design
-			return fmt.Errorf("enabling route_localnet: %w", err)
-		}
+		// DNAT to 127.0.0.0/8 from another interface needs route_localnet
+		// (the kernel uses the input interface's value or "all"'s).
+		paths := []string{"/proc/sys/net/ipv4/conf/all/route_localnet"}
 		if t.InInterface != "" {
-			p := "/proc/sys/net/ipv4/conf/" + t.InInterface + "/route_localnet"
-			if err := os.WriteFile(p, []byte("1"), 0o644); err != nil { //nolint:gosec // as above
-				return fmt.Errorf("enabling route_localnet on %s: %w", t.InInterface, err)
+			paths = []string{"/proc/sys/net/ipv4/conf/" + t.InInterface + "/route_localnet"}
+		}
+		for _, p := range paths {
+			if err := t.setSysctl(p, "1"); err != nil {
+				return fmt.Errorf("enabling route_localnet: %w", err)
 			}
 		}
 	}
@@ -102,7 +109,26 @@ func (t *IPTables) Install(ctx context.Context) error {
 	return nil
 }
 
-// Remove deletes the PREROUTING jump and the chain.
+// setSysctl writes v to the sysctl file p, remembering the previous value
+// for Remove.
+func (t *IPTables) setSysctl(p, v string) error {
+	old, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.saved == nil {
+		t.saved = map[string][]byte{}
+	}
+	if _, ok := t.saved[p]; !ok {
+		t.saved[p] = old
+	}
+	return os.WriteFile(p, []byte(v), 0o644) //nolint:gosec // sysctl files are world-readable by design
+}
+
+// Remove deletes the PREROUTING jump and the chain, and restores the
+// sysctls Install changed.
 func (t *IPTables) Remove(ctx context.Context) error {
 	chain, _, _ := t.defaults()
 	var firstErr error
@@ -117,5 +143,13 @@ func (t *IPTables) Remove(ctx context.Context) error {
 	if _, err := t.run(ctx, "-t", "nat", "-X", chain); err != nil && firstErr == nil {
 		firstErr = err
 	}
+	t.mu.Lock()
+	for p, v := range t.saved {
+		if err := os.WriteFile(p, v, 0o644); err != nil && firstErr == nil && !errors.Is(err, os.ErrNotExist) { //nolint:gosec // as above
+			firstErr = err
+		}
+	}
+	t.saved = nil
+	t.mu.Unlock()
 	return firstErr
 }

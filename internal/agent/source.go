@@ -5,6 +5,9 @@ import (
 	"errors"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
 	aadv1 "github.com/keyward/keyward/api/aadpodidentity/v1"
 )
 
@@ -31,6 +34,8 @@ var (
 	// ErrAmbiguousCaller: several pods share the caller's address (host
 	// network pods share the node's).
 	ErrAmbiguousCaller = errors.New("several pods share the caller's address")
+	// ErrSecretNotFound: the Secret an identity names does not exist.
+	ErrSecretNotFound = errors.New("secret not found")
 )
 
 // PodSource finds the pod that owns a source address. Implementations are
@@ -71,17 +76,37 @@ type SecretSource interface {
 	Secret(ctx context.Context, namespace, name string) (map[string][]byte, error)
 }
 
-// bindingSelects reports whether binding b (in namespace bindingNS) selects
-// pod, with upstream's semantics (exact match of the aadpodidbinding label)
-// plus the label-selector extension (same namespace only).
-func bindingSelects(b *aadv1.AzureIdentityBinding, pod *Pod, matchLabels func(*aadv1.AzureIdentityBinding, map[string]string) bool) bool {
+// bindingSelects reports whether binding b selects pod, with upstream's
+// semantics (exact match of the aadpodidbinding label) plus the
+// label-selector extension (pods of the binding's own namespace only). An
+// invalid label selector selects nothing.
+func bindingSelects(b *aadv1.AzureIdentityBinding, pod *Pod) bool {
 	if b.Spec.Selector != "" && pod.Labels[aadv1.CRDLabelKey] == b.Spec.Selector {
 		return true
 	}
-	if b.Spec.LabelSelector != nil && b.Namespace == pod.Namespace && matchLabels != nil {
-		return matchLabels(b, pod.Labels)
+	if b.Spec.LabelSelector == nil || b.Namespace != pod.Namespace {
+		return false
 	}
-	return false
+	sel, err := metav1.LabelSelectorAsSelector(b.Spec.LabelSelector)
+	if err != nil || sel.Empty() {
+		// An empty selector would select every pod of the namespace;
+		// require at least one requirement.
+		return false
+	}
+	return sel.Matches(labels.Set(pod.Labels))
+}
+
+// identityOf converts an AzureIdentity into the agent's view of it.
+func identityOf(id *aadv1.AzureIdentity, state string) Identity {
+	var spec aadv1.AzureIdentitySpec
+	id.Spec.DeepCopyInto(&spec)
+	return Identity{
+		Name:       id.Name,
+		Namespace:  id.Namespace,
+		Spec:       spec,
+		Namespaced: strings.EqualFold(id.Annotations[aadv1.BehaviorKey], aadv1.BehaviorNamespaced),
+		State:      state,
+	}
 }
 
 // exceptionMatches reports whether any label of the exception matches the

@@ -38,6 +38,19 @@ func (e *UpstreamError) Error() string {
 	return fmt.Sprintf("upstream answered %d: %s", e.Status, strings.TrimSpace(string(e.Body)))
 }
 
+// identityNotFound reports whether the body is IMDS's "Identity not found"
+// error document: the identity is not (yet) assigned to the node.
+func (e *UpstreamError) identityNotFound() bool {
+	var doc struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if json.Unmarshal(e.Body, &doc) != nil {
+		return false
+	}
+	return doc.Error == "invalid_request" && strings.EqualFold(doc.Description, "Identity not found")
+}
+
 // tokenFetcher gets tokens from the upstream IMDS (managed identities) or
 // a token service (service principals) and caches them until shortly
 // before they expire.
@@ -78,7 +91,9 @@ func (f *tokenFetcher) cached(ctx context.Context, key string, fetch func(ctx co
 		return c.tok, nil
 	}
 	v, err, _ := f.group.Do(key, func() (any, error) {
-		tok, err := fetch(ctx)
+		// Callers share this fetch: one caller hanging up must not fail
+		// the others (the HTTP client's timeout still bounds it).
+		tok, err := fetch(context.WithoutCancel(ctx))
 		if err != nil {
 			return nil, err
 		}

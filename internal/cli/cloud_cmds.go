@@ -175,10 +175,10 @@ func cloudDataDir(env *Env, flagVal string) string {
 // ---- serve ----
 
 func runCloudServe(ctx context.Context, env *Env, args []string) int {
-	spec := cloudSpec("login-addr", "arm-addr", "bootstrap", "imds*", "tls-host*", "log-level", "imds-rate-limit")
+	spec := cloudSpec("login-addr", "arm-addr", "bootstrap", "imds*", "tls-host*", "log-level", "imds-rate-limit", "imds-max-concurrent")
 	a, err := spec.parse(args)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "keyward cloud serve: %v\n\nUsage: keyward cloud serve [--data-dir DIR] [--login-addr 127.0.0.1:8700] [--arm-addr 127.0.0.1:8701]\n    [--bootstrap FILE] [--imds ADDR=INSTANCE_ID ...] [--tls-host NAME ...] [--log-level info]\n", err)
+		fmt.Fprintf(env.Stderr, "keyward cloud serve: %v\n\nUsage: keyward cloud serve [--data-dir DIR] [--login-addr 127.0.0.1:8700] [--arm-addr 127.0.0.1:8701]\n    [--bootstrap FILE] [--imds ADDR=INSTANCE_ID ...] [--tls-host NAME ...] [--log-level info]\n    [--imds-rate-limit 20] [--imds-max-concurrent 5]   (negative disables)\n", err)
 		return 2
 	}
 	cfg := cloud.Config{
@@ -200,6 +200,14 @@ func runCloudServe(ctx context.Context, env *Env, args []string) int {
 			return 2
 		}
 		cfg.IMDSRateLimit = f
+	}
+	if v := a.get("imds-max-concurrent"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "keyward cloud serve: bad --imds-max-concurrent: %v\n", err)
+			return 2
+		}
+		cfg.IMDSMaxConcurrent = n
 	}
 	for _, m := range a.vals["imds"] {
 		addr, inst, ok := strings.Cut(m, "=")

@@ -64,7 +64,7 @@ type vaultMeta struct {
 	tlsSkipVerify bool
 	format        string
 
-	// fieldFlag is registered only by commands that take -field.
+	// field is the -field flag, registered only by commands that take it.
 	field string
 	// interleaved lets flags follow positional arguments (kv commands).
 	interleaved bool
@@ -139,33 +139,26 @@ func flagName(arg string) string {
 // positional arguments; "--" ends flag parsing.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var rest []string
-	for {
-		if len(args) > 0 && args[0] == "--" {
+	for len(args) > 0 {
+		if args[0] == "--" {
 			return append(rest, args[1:]...), nil
 		}
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return rest, nil
+		remaining := fs.Args()
+		// The flag package stops at the first non-flag argument, or after
+		// consuming a "--" terminator.
+		if used := len(args) - len(remaining); used > 0 && args[used-1] == "--" {
+			return append(rest, remaining...), nil
 		}
-		// The flag package stops at "--" (consumed) or the first non-flag.
-		if consumedDashDash(fs, args) {
-			return append(rest, args...), nil
+		if len(remaining) == 0 {
+			break
 		}
-		rest = append(rest, args[0])
-		args = args[1:]
+		rest = append(rest, remaining[0])
+		args = remaining[1:]
 	}
-}
-
-// consumedDashDash reports whether the last Parse stopped at "--".
-func consumedDashDash(fs *flag.FlagSet, remaining []string) bool {
-	// After Parse, a leading non-flag argument is still in Args(); when the
-	// parser consumed "--", the first remaining argument may look like a
-	// flag. Detect that case by its shape.
-	a := remaining[0]
-	return len(a) > 1 && a[0] == '-' && a != "-"
+	return rest, nil
 }
 
 // usage prints the command's flags.

@@ -558,7 +558,6 @@ func runTokenCreate(ctx context.Context, env *Env, args []string) int {
 		Policies:        policies,
 		Metadata:        metadata,
 		TTL:             durationString(ttl),
-		NoParent:        orphan,
 		NoDefaultPolicy: noDefaultPolicy,
 		DisplayName:     displayName,
 		NumUses:         useLimit,
@@ -573,9 +572,12 @@ func runTokenCreate(ctx context.Context, env *Env, args []string) int {
 	}
 	var secret *api.Secret
 	var err error
-	if role != "" {
+	switch {
+	case orphan:
+		secret, err = client.Auth().Token().CreateOrphanWithContext(ctx, req)
+	case role != "":
 		secret, err = client.Auth().Token().CreateWithRoleWithContext(ctx, req, role)
-	} else {
+	default:
 		secret, err = client.Auth().Token().CreateWithContext(ctx, req)
 	}
 	if err != nil {

@@ -3,11 +3,18 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"maps"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -126,13 +133,13 @@ storage "file" {
 
 var vaultListenerRE = regexp.MustCompile(`Listener 1: tcp \(addr: "([^"]+)"`)
 
-// startVaultConfigServer runs `keyward server -config FILE` in-process with the
-// tutorial's configuration and returns its address.
-func startVaultConfigServer(t *testing.T) string {
+// startVaultConfigServer runs `keyward server -config FILE` in-process with
+// the given configuration and returns its listener address (host:port).
+func startVaultConfigServer(t *testing.T, config string) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "config.hcl")
-	if err := os.WriteFile(cfgFile, []byte(vaultTutorialConfig(filepath.Join(dir, "data"))), 0o600); err != nil {
+	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
@@ -151,7 +158,7 @@ func startVaultConfigServer(t *testing.T) string {
 	deadline := time.After(30 * time.Second)
 	for {
 		if m := vaultListenerRE.FindStringSubmatch(out.String()); m != nil {
-			return "http://" + m[1]
+			return m[1]
 		}
 		select {
 		case code := <-done:
@@ -177,7 +184,7 @@ var (
 // in place of vault, against `keyward server -config` with the tutorial's
 // configuration (issue 2 done-when, through the CLI).
 func TestTutorialCLI(t *testing.T) {
-	addr := startVaultConfigServer(t)
+	addr := "http://" + startVaultConfigServer(t, vaultTutorialConfig(filepath.Join(t.TempDir(), "data")))
 	// As the tutorial exports them.
 	c := newVaultCLI(t, addr).with("VAULT_SKIP_VERIFY", "true")
 
@@ -228,6 +235,9 @@ func TestTutorialCLI(t *testing.T) {
 		t.Errorf("status after a wrong key:\n%s", r.stdout)
 	}
 	c.fails(exitRemote, "", []string{"read", "sys/mounts"}, "Code: 503", "Vault is sealed")
+	if out := c.must("", "operator", "unseal", "-reset"); !strings.Contains(out, "Unseal Progress    0/1") {
+		t.Errorf("operator unseal -reset:\n%s", out)
+	}
 
 	// `vault operator unseal` prompts; without a terminal it reads a line.
 	out = c.must(unsealKey+"\n", "operator", "unseal")
@@ -322,6 +332,9 @@ func TestTutorialCLI(t *testing.T) {
 	c.fails(exitRemote, `path "aks/*" { capabilities = ["fly"] }`, []string{"policy", "write", "bad", "-"},
 		"Error uploading policy:", "Code: 400")
 	c.fails(exitRemote, "", []string{"policy", "read", "bad"}, "bad")
+	if got := c.must("", "policy", "list"); got != "aks\ndefault\nroot\n" {
+		t.Errorf("policy list after rejected writes: %q", got)
+	}
 
 	if got := c.must("", "operator", "seal"); got != "Success! Vault is sealed.\n" {
 		t.Errorf("operator seal: %q", got)
@@ -471,6 +484,10 @@ func TestTokenAndMountCLI(t *testing.T) {
 	self.fails(exitRemote, "", []string{"token", "lookup"}, "Error looking up token:", "Code: 403")
 	c.fails(exitLocal, "", []string{"token", "revoke"}, "Not enough arguments")
 	c.fails(exitLocal, "", []string{"token", "revoke", "-self", "x"}, "Too many arguments with -self")
+	out = c.must("", "token", "create", "-orphan", "-format=json", "-use-limit=5", "-no-default-policy", "-policy=p0")
+	if !strings.Contains(out, `"orphan": true`) || strings.Contains(out, `"default"`) {
+		t.Errorf("token create -orphan -no-default-policy:\n%s", out)
+	}
 	selfTok := c.must("", "token", "create", "-field=token")
 	c.with("VAULT_TOKEN", selfTok).must("", "token", "revoke", "-self")
 	c.with("VAULT_TOKEN", selfTok).fails(exitRemote, "", []string{"token", "lookup"}, "Code: 403")
@@ -570,4 +587,84 @@ func TestUnreachableServer(t *testing.T) {
 	c.fails(exitRemote, "", []string{"kv", "get", "secret/x"}, "sys/internal/ui/mounts/secret/x")
 	c.with("VAULT_ADDR", "://bad").fails(exitRemote, "", []string{"read", "secret/x"})
 	c.with("VAULT_MAX_RETRIES", "many").fails(exitRemote, "", []string{"read", "secret/x"}, "VAULT_MAX_RETRIES")
+}
+
+// TestTLSServerCLI checks VAULT_CACERT, -ca-cert and VAULT_SKIP_VERIFY
+// against a TLS listener with a self-signed certificate.
+func TestTLSServerCLI(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeSelfSigned(t, certFile, keyFile)
+	hostPort := startVaultConfigServer(t, fmt.Sprintf(`listener "tcp" {
+  address = "127.0.0.1:0"
+  tls_cert_file = %q
+  tls_key_file = %q
+}
+storage "inmem" {}
+`, certFile, keyFile))
+	c := newVaultCLI(t, "https://"+hostPort)
+
+	r := c.fails(exitLocal, "", []string{"status"}, "Error checking seal status:", "certificate")
+	if r.stdout != "" {
+		t.Errorf("status printed %q on a TLS failure", r.stdout)
+	}
+	c.with("VAULT_CACERT", certFile).fails(exitRemote, "", []string{"status"}) // trusted; uninitialized, sealed
+	c.fails(exitRemote, "", []string{"status", "-ca-cert=" + certFile})
+	out := c.with("VAULT_SKIP_VERIFY", "true").must("", "operator", "init", "-format=json", "-key-shares=3", "-key-threshold=2")
+	var init struct {
+		Keys      []string `json:"unseal_keys_b64"`
+		Hex       []string `json:"unseal_keys_hex"`
+		Shares    int      `json:"unseal_shares"`
+		Threshold int      `json:"unseal_threshold"`
+		Recovery  []string `json:"recovery_keys_b64"`
+		Root      string   `json:"root_token"`
+	}
+	if err := json.Unmarshal([]byte(out), &init); err != nil {
+		t.Fatalf("operator init -format=json: %v\n%s", err, out)
+	}
+	if len(init.Keys) != 3 || len(init.Hex) != 3 || init.Shares != 3 || init.Threshold != 2 || init.Recovery == nil || init.Root == "" {
+		t.Errorf("operator init -format=json: %s", out)
+	}
+	tc := c.with("VAULT_CACERT", certFile)
+	out = tc.must("", "operator", "unseal", init.Keys[0])
+	if !strings.Contains(out, "Unseal Progress    1/2") {
+		t.Errorf("first of two keys:\n%s", out)
+	}
+	tc.must("", "operator", "unseal", init.Hex[1])
+	tc.must("", "status")
+	tc.with("VAULT_CACERT", filepath.Join(dir, "missing.pem")).fails(exitLocal, "", []string{"status"}, "missing.pem")
+}
+
+// writeSelfSigned writes a self-signed ECDSA certificate for 127.0.0.1.
+func writeSelfSigned(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "keyward-test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

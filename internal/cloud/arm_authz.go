@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strings"
@@ -45,7 +46,7 @@ func orEmptySlice(s []string) []string {
 }
 
 // serveAuthorization serves {scope}/providers/Microsoft.Authorization/{rest}.
-func (s *Server) serveAuthorization(q *armRequest, scope, rest string) error {
+func (s *Server) serveAuthorization(ctx context.Context, q *armRequest, scope, rest string) error {
 	parts := strings.Split(rest, "/")
 	kind := strings.ToLower(parts[0])
 	if kind != "roleassignments" && kind != "roledefinitions" || len(parts) > 2 {
@@ -70,7 +71,6 @@ func (s *Server) serveAuthorization(q *armRequest, scope, rest string) error {
 	if authScope == "" {
 		authScope = "/"
 	}
-	ctx := q.r.Context()
 	if kind == "roledefinitions" {
 		if q.r.Method != http.MethodGet {
 			return methodNotAllowed(q.r)

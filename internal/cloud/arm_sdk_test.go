@@ -106,7 +106,7 @@ func TestSDKCreatesIdentitiesAndAssignsToScaleSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := poller.PollUntilDone(ctx, nil); err != nil {
+	if _, err = poller.PollUntilDone(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	vmss, err := sdk.vmss.Get(ctx, rg, ss.Name, nil)
@@ -154,9 +154,9 @@ func TestSDKCreatesIdentitiesAndAssignsToScaleSet(t *testing.T) {
 	var names []string
 	pager := sdk.vms.NewListPager(rg, ss.Name, nil)
 	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
+		page, perr := pager.NextPage(ctx)
+		if perr != nil {
+			t.Fatal(perr)
 		}
 		for _, v := range page.Value {
 			names = append(names, *v.Name)
@@ -215,7 +215,7 @@ func TestSDKRBACEnforced(t *testing.T) {
 	}
 
 	c.AssignRole(t, oid, "Virtual Machine Contributor", "/subscriptions/"+c.SubscriptionID+"/resourceGroups/rg")
-	if _, err := sdk.vmss.Get(ctx, "rg", "vmss", nil); err != nil {
+	if _, err = sdk.vmss.Get(ctx, "rg", "vmss", nil); err != nil {
 		t.Fatalf("Get with role: %v", err)
 	}
 	// Write on the scale set but no assign/action on the identity.
@@ -232,7 +232,7 @@ func TestSDKRBACEnforced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.PollUntilDone(ctx, nil); err != nil {
+	if _, err = p.PollUntilDone(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := sdk.vmss.Get(ctx, "rg", ss.Name, nil)

@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +30,7 @@ func (s *Server) serveARM(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	req := &armRequest{w: w, r: r, c: c, version: q.Get("api-version")}
-	if err := s.routeARM(req); err != nil {
+	if err := s.routeARM(r.Context(), req); err != nil {
 		var la *linkedAuthError
 		if errors.As(err, &la) {
 			err = s.linkedAuthFailed(c, typeAction(r.URL.Path, "write"), la)
@@ -62,11 +63,11 @@ func methodNotAllowed(r *http.Request) *ARMError {
 	return armErr(http.StatusMethodNotAllowed, "UnsupportedHttpVerb", "The requested resource does not support http method '%s'.", r.Method)
 }
 
-func (s *Server) routeARM(q *armRequest) error {
+func (s *Server) routeARM(ctx context.Context, q *armRequest) error {
 	path := strings.TrimRight(q.r.URL.Path, "/")
 	lower := strings.ToLower(path)
 	if i := strings.LastIndex(lower, "/providers/microsoft.authorization/"); i >= 0 {
-		return s.serveAuthorization(q, path[:i], path[i+len("/providers/microsoft.authorization/"):])
+		return s.serveAuthorization(ctx, q, path[:i], path[i+len("/providers/microsoft.authorization/"):])
 	}
 	if lower == "/subscriptions" {
 		if err := checkVersion(q.version, subscriptionVersions, "", "", true); err != nil {
@@ -105,7 +106,7 @@ func (s *Server) routeARM(q *armRequest) error {
 		if err := checkVersion(q.version, resourcesVersions, "", "", true); err != nil {
 			return err
 		}
-		return s.serveGroup(q, rid)
+		return s.serveGroup(ctx, q, rid)
 	case len(rid.Types) == 0 || (len(rid.Types) == 1 && strings.EqualFold(rid.Types[0], "register")):
 		if rid.Group != "" {
 			break
@@ -115,9 +116,9 @@ func (s *Server) routeARM(q *armRequest) error {
 		}
 		return s.serveProvider(q, rid)
 	case strings.EqualFold(rid.Namespace, "Microsoft.ManagedIdentity"):
-		return s.serveMSI(q, rid)
+		return s.serveMSI(ctx, q, rid)
 	case strings.EqualFold(rid.Namespace, "Microsoft.Compute"):
-		return s.serveCompute(q, rid)
+		return s.serveCompute(ctx, q, rid)
 	}
 	if _, known := canonicalSegment[strings.ToLower(rid.Namespace)]; !known {
 		return armErr(http.StatusBadRequest, "InvalidResourceNamespace", "The resource namespace '%s' is invalid.", rid.Namespace)
@@ -247,13 +248,12 @@ func (s *Server) listGroups(q *armRequest, rid resourceID) error {
 	return nil
 }
 
-func (s *Server) serveGroup(q *armRequest, rid resourceID) error {
+func (s *Server) serveGroup(ctx context.Context, q *armRequest, rid resourceID) error {
 	scope := groupID(rid.Sub, rid.Group)
 	action := "Microsoft.Resources/subscriptions/resourceGroups/" + verbFor(q.r.Method)
 	if err := s.authorize(q.c, action, scope); err != nil {
 		return err
 	}
-	ctx := q.r.Context()
 	switch q.r.Method {
 	case http.MethodGet:
 		g, err := s.ResourceGroup(ctx, rid.Sub, rid.Group)
@@ -333,8 +333,7 @@ func (s *Server) groupLocation(sub, group string) string {
 	return ""
 }
 
-func (s *Server) serveMSI(q *armRequest, rid resourceID) error {
-	ctx := q.r.Context()
+func (s *Server) serveMSI(ctx context.Context, q *armRequest, rid resourceID) error {
 	loc := s.groupLocation(rid.Sub, rid.Group)
 	switch {
 	case rid.is("Microsoft.ManagedIdentity", "userAssignedIdentities"):
@@ -348,7 +347,7 @@ func (s *Server) serveMSI(q *armRequest, rid resourceID) error {
 	default:
 		return armErr(http.StatusNotFound, "InvalidResourceType", "The resource type '%s' could not be found in the namespace '%s' for api version '%s'.", strings.Join(rid.Types, "/"), rid.Namespace, q.version)
 	}
-	if rid.Group == "" && !(len(rid.Types) == 1 && rid.isCollection()) {
+	if rid.Group == "" && (len(rid.Types) != 1 || !rid.isCollection()) {
 		return armErr(http.StatusBadRequest, "InvalidResourceId", "The resource ID '%s' is malformed.", q.r.URL.Path)
 	}
 	scope := strings.TrimRight(q.r.URL.Path, "/")
@@ -588,8 +587,7 @@ func (b *identityBody) update(delta bool) IdentityUpdate {
 	return u
 }
 
-func (s *Server) serveCompute(q *armRequest, rid resourceID) error {
-	ctx := q.r.Context()
+func (s *Server) serveCompute(ctx context.Context, q *armRequest, rid resourceID) error {
 	loc := s.groupLocation(rid.Sub, rid.Group)
 	known := rid.is("Microsoft.Compute", KindVM) || rid.is("Microsoft.Compute", KindVMSS) || rid.is("Microsoft.Compute", KindVMSS, KindVM)
 	if !known {
@@ -598,7 +596,7 @@ func (s *Server) serveCompute(q *armRequest, rid resourceID) error {
 	if err := checkVersion(q.version, computeVersions, strings.Join(rid.Types, "/"), loc, false); err != nil {
 		return err
 	}
-	if rid.Group == "" && !(len(rid.Types) == 1 && rid.isCollection()) {
+	if rid.Group == "" && (len(rid.Types) != 1 || !rid.isCollection()) {
 		return armErr(http.StatusBadRequest, "InvalidResourceId", "The resource ID '%s' is malformed.", q.r.URL.Path)
 	}
 	path := strings.TrimRight(q.r.URL.Path, "/")

@@ -66,7 +66,7 @@ func (c *Client) token(ctx context.Context, resource string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("cloud: token: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var body struct {
 		AccessToken string `json:"access_token"`
 		Error       string `json:"error"`
@@ -135,7 +135,7 @@ func (c *Client) do(ctx context.Context, method, u, tok string, body, out any) e
 	if err != nil {
 		return fmt.Errorf("cloud: %s: %w", method, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return err

@@ -103,7 +103,7 @@ func imdsTokenError(w http.ResponseWriter, e *IMDSError) {
 func (h *imdsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.ToLower(strings.TrimRight(r.URL.Path, "/"))
 	isToken := path == "/metadata/identity/oauth2/token"
-	if r.Method != http.MethodGet && !(isToken && r.Method == http.MethodPost) {
+	if r.Method != http.MethodGet && (!isToken || r.Method != http.MethodPost) {
 		imdsJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "Bad request. Only GET is supported."})
 		return
 	}

@@ -55,7 +55,7 @@ func TestRestartPersistence(t *testing.T) {
 	if diff := cmp.Diff([]string{id.ID}, comp.UserAssigned); diff != "" {
 		t.Error(diff)
 	}
-	if _, err := c2.Server.RoleAssignment(ctx, ra); err != nil {
+	if _, err = c2.Server.RoleAssignment(ctx, ra); err != nil {
 		t.Errorf("role assignment lost: %v", err)
 	}
 	// the signing key persisted: a token minted before the restart verifies
@@ -63,7 +63,7 @@ func TestRestartPersistence(t *testing.T) {
 	octx := gooidc.ClientContext(ctx, hc)
 	v := gooidc.NewVerifier("https://sts.windows.net/"+c2.TenantID+"/", gooidc.NewRemoteKeySet(octx, c2.AuthorityHost+"common/discovery/keys"),
 		&gooidc.Config{ClientID: "https://management.azure.com/", Now: c2.Now})
-	if _, err := v.Verify(octx, tok); err != nil {
+	if _, err = v.Verify(octx, tok); err != nil {
 		t.Errorf("pre-restart token: %v", err)
 	}
 	// the admin can still call ARM
@@ -74,9 +74,9 @@ func TestRestartPersistence(t *testing.T) {
 	}
 	// secrets at rest: files are 0600 and the key material is not in the DB in clear
 	for _, f := range []string{"cloud.db", "signing.kek", "ca-key.pem", "profile.json"} {
-		fi, err := os.Stat(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
+		fi, serr := os.Stat(filepath.Join(dir, f))
+		if serr != nil {
+			t.Fatal(serr)
 		}
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v, want 0600", f, fi.Mode().Perm())

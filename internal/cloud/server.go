@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -158,7 +157,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	st, err := openStore(cfg.DataDir)
 	if err != nil {
@@ -173,19 +172,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			_ = s.Close()
 		}
 	}()
-	if err := s.st.load(st); err != nil {
+	if err = s.st.load(st); err != nil {
 		return nil, err
 	}
-	if err := s.loadKeys(); err != nil {
+	if err = s.loadKeys(); err != nil {
 		return nil, err
 	}
-	if err := s.setupTLS(); err != nil {
+	if err = s.setupTLS(); err != nil {
 		return nil, err
 	}
-	if s.loginLn, err = net.Listen("tcp", cfg.LoginAddr); err != nil {
+	lc := &net.ListenConfig{}
+	if s.loginLn, err = lc.Listen(ctx, "tcp", cfg.LoginAddr); err != nil {
 		return nil, fmt.Errorf("cloud: listen login: %w", err)
 	}
-	if s.armLn, err = net.Listen("tcp", cfg.ARMAddr); err != nil {
+	if s.armLn, err = lc.Listen(ctx, "tcp", cfg.ARMAddr); err != nil {
 		return nil, fmt.Errorf("cloud: listen arm: %w", err)
 	}
 	s.loginURL = baseURL(s.loginLn.Addr())
@@ -334,7 +334,7 @@ func ReadProfile(dataDir string) (*Profile, error) {
 func (s *Server) writeProfile() error {
 	p := Profile{TenantID: s.tenant, SubscriptionID: s.sub, AuthorityHost: s.loginURL, ARMEndpoint: s.armURL,
 		ClientID: s.adminClient, ClientSecret: s.adminSecret, CAFile: filepath.Join(s.cfg.DataDir, "ca.pem")}
-	b, err := json.MarshalIndent(p, "", "  ")
+	b, err := json.MarshalIndent(p, "", "  ") //nolint:gosec // the profile carries the admin secret by design (0600 file, like ~/.azure)
 	if err != nil {
 		return fmt.Errorf("cloud: profile: %w", err)
 	}
@@ -353,16 +353,16 @@ func (s *Server) loadKeys() error {
 	}
 	var keys []*oidc.Key
 	for _, r := range raws {
-		k, err := oidc.UnmarshalKey(r)
-		if err != nil {
-			return err
+		k, kerr := oidc.UnmarshalKey(r)
+		if kerr != nil {
+			return kerr
 		}
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
-		k, err := oidc.NewKey(s.now())
-		if err != nil {
-			return err
+		k, kerr := oidc.NewKey(s.now())
+		if kerr != nil {
+			return kerr
 		}
 		keys = []*oidc.Key{k}
 	}
@@ -411,7 +411,7 @@ func (s *Server) Run(ctx context.Context) error {
 	serve := func(ln net.Listener, h http.Handler, tlsOn bool) {
 		srv := newHTTPServer(h, s.log)
 		if tlsOn {
-			srv.TLSConfig = s.tlsConfig
+			srv.TLSConfig = s.tlsConfig.Clone() // each server mutates its own (NextProtos)
 		}
 		g.Go(func() error {
 			var err error
@@ -441,7 +441,7 @@ func (s *Server) Run(ctx context.Context) error {
 		h, err := s.IMDSHandler(ctx, l.InstanceID)
 		if err == nil {
 			var ln net.Listener
-			if ln, err = net.Listen("tcp", l.Addr); err == nil {
+			if ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", l.Addr); err == nil {
 				imds = append(imds, imdsL{ln, h})
 				s.log.Info("imds listening", "addr", ln.Addr().String(), "instance", l.InstanceID)
 				continue

@@ -218,12 +218,22 @@ func validGroupName(name string) error {
 		return armErr(http.StatusBadRequest, "InvalidResourceGroup", "The provided resource group name '%s' has these invalid characters: '.'. The name can be only be letters, digits, underscores, parentheses, hyphens and periods, and cannot end with a period.", name)
 	}
 	for _, r := range name {
-		if !(r == '-' || r == '_' || r == '(' || r == ')' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r > 127) {
+		if !groupNameRune(r) {
 			return armErr(http.StatusBadRequest, "InvalidResourceGroup", "The provided resource group name '%s' has these invalid characters: '%c'. The name can be only be letters, digits, underscores, parentheses, hyphens and periods, and cannot end with a period.", name, r)
 		}
 	}
 	return nil
 }
+
+func alnum(r rune) bool { return r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }
+
+// groupNameRune reports whether r may appear in a resource group name.
+func groupNameRune(r rune) bool {
+	return alnum(r) || r > 127 || strings.ContainsRune("-_().", r)
+}
+
+// identityNameRune reports whether r may appear in an identity name.
+func identityNameRune(r rune) bool { return alnum(r) || r == '-' || r == '_' }
 
 func normLocation(l string) string { return strings.ToLower(strings.ReplaceAll(l, " ", "")) }
 
@@ -242,11 +252,6 @@ func (s *Server) DeleteResourceGroup(_ context.Context, sub, name string) error 
 	g, err := s.groupLocked(sub, name)
 	if err != nil {
 		return err
-	}
-	type del struct {
-		bucket []byte
-		m      any
-		k      string
 	}
 	for k, v := range s.st.identities {
 		if scopeContains(g.ID, v.ID) {
@@ -330,7 +335,7 @@ func (s *Server) PutIdentity(_ context.Context, sub, group, name, location strin
 func validIdentityName(name string) error {
 	ok := len(name) >= 3 && len(name) <= 128
 	for i, r := range name {
-		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') || (i == 0 && (r == '-' || r == '_')) {
+		if !identityNameRune(r) || (i == 0 && (r == '-' || r == '_')) {
 			ok = false
 		}
 	}
@@ -430,11 +435,11 @@ func (s *Server) PutFederatedCredential(_ context.Context, identityID, name, iss
 	ident, ok := s.st.identities[key(identityID)]
 	if !ok {
 		r, _ := parseResourceID(identityID, false)
-		name := ""
+		idName := ""
 		if len(r.Names) > 0 {
-			name = r.Names[0]
+			idName = r.Names[0]
 		}
-		return nil, false, notFound("Microsoft.ManagedIdentity/userAssignedIdentities", name, r.Group)
+		return nil, false, notFound("Microsoft.ManagedIdentity/userAssignedIdentities", idName, r.Group)
 	}
 	id := ident.ID + "/federatedIdentityCredentials/" + name
 	_, exists := s.st.fics[key(id)]
@@ -500,7 +505,7 @@ func (s *Server) CreateCompute(_ context.Context, kind, sub, group, name, locati
 // Compute returns the VM or scale set with ARM ID id.
 func (s *Server) Compute(_ context.Context, id string) (*Compute, error) {
 	r, err := parseResourceID(id, false)
-	if err != nil || r.Group == "" || !(r.is("Microsoft.Compute", KindVM) || r.is("Microsoft.Compute", KindVMSS)) {
+	if isCompute := r.is("Microsoft.Compute", KindVM) || r.is("Microsoft.Compute", KindVMSS); err != nil || r.Group == "" || !isCompute {
 		return nil, armErr(http.StatusBadRequest, "InvalidResourceId", "The resource ID '%s' is not a valid virtual machine or scale set ID.", id)
 	}
 	s.st.mu.RLock()

@@ -48,10 +48,10 @@ func openStore(dir string) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cloud: open store: %w", err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
+	if err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
+			if _, cerr := tx.CreateBucketIfNotExists(b); cerr != nil {
+				return cerr
 			}
 		}
 		return nil
@@ -71,10 +71,10 @@ func loadKEK(path string) (cipher.AEAD, error) {
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		raw = make([]byte, 32)
-		if _, err := io.ReadFull(rand.Reader, raw); err != nil {
+		if _, err = io.ReadFull(rand.Reader, raw); err != nil {
 			return nil, fmt.Errorf("cloud: kek: %w", err)
 		}
-		if err := os.WriteFile(path, raw, 0o600); err != nil {
+		if err = os.WriteFile(path, raw, 0o600); err != nil {
 			return nil, fmt.Errorf("cloud: write kek: %w", err)
 		}
 	} else if err != nil {
@@ -123,17 +123,6 @@ func loadAll[T any](s *store, bucket []byte, add func(*T)) error {
 		add(t)
 		return nil
 	})
-}
-
-// putSealed stores plaintext encrypted with the KEK (nonce || ciphertext),
-// bound to the bucket/key by the AEAD's additional data.
-func (s *store) putSealed(bucket []byte, k string, plaintext []byte) error {
-	nonce := make([]byte, s.kek.NonceSize())
-	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
-		return fmt.Errorf("cloud: nonce: %w", err)
-	}
-	ct := s.kek.Seal(nonce, nonce, plaintext, []byte(string(bucket)+"/"+k))
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(k), ct) })
 }
 
 // sealedAll returns every value of bucket decrypted.

@@ -114,10 +114,10 @@ func newCA(certPath, keyPath string) (*x509.Certificate, *ecdsa.PrivateKey, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("cloud: ca key: %w", err)
 	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+	if err = os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		return nil, nil, fmt.Errorf("cloud: write ca key: %w", err)
 	}
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil { //nolint:gosec // public certificate
+	if err = os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil { //nolint:gosec // public certificate
 		return nil, nil, fmt.Errorf("cloud: write ca: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)

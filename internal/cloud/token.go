@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,7 +19,7 @@ import (
 	"github.com/keyward/keyward/internal/oidc"
 )
 
-const jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+const jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" //nolint:gosec // a URN, not a credential
 
 // LoginHandler returns the token service's handler (the Entra ID shape):
 //
@@ -350,12 +349,4 @@ func (f *federation) verify(ctx context.Context, issuer, token string) error {
 	}
 	_, err := v.Verify(ctx, token)
 	return err
-}
-
-// hostOnly strips the port from a host:port.
-func hostOnly(hp string) string {
-	if h, _, err := net.SplitHostPort(hp); err == nil {
-		return h
-	}
-	return hp
 }

@@ -108,9 +108,9 @@ func TestIMDSBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			st, body := do(t, hc, http.MethodGet, imds+tc.path, tc.hdr, "")
-			if st != tc.status {
-				t.Errorf("status = %d, want %d (%v)", st, tc.status, body)
+			status, body := do(t, hc, http.MethodGet, imds+tc.path, tc.hdr, "")
+			if status != tc.status {
+				t.Errorf("status = %d, want %d (%v)", status, tc.status, body)
 			}
 			if diff := cmp.Diff(tc.want, body); diff != "" {
 				t.Errorf("body (-want +got):\n%s", diff)

@@ -147,10 +147,6 @@ func (p *problem) add(a *hcl.Attribute, format string, args ...any) {
 	p.errs = append(p.errs, fmt.Errorf("%s:%d: %s: %s", a.Range.Filename, a.Range.Start.Line, a.Name, fmt.Sprintf(format, args...)))
 }
 
-func (p *problem) addAt(r hcl.Range, format string, args ...any) {
-	p.errs = append(p.errs, fmt.Errorf("%s:%d: %s", r.Filename, r.Start.Line, fmt.Sprintf(format, args...)))
-}
-
 func value(a *hcl.Attribute) (cty.Value, error) {
 	v, diags := a.Expr.Value(nil)
 	if diags.HasErrors() {

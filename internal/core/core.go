@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -99,7 +98,7 @@ func New(cfg Config) (*Core, error) {
 	}
 	logger := cfg.Logger
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		logger = slog.New(slog.DiscardHandler)
 	}
 	clock := cfg.Clock
 	if clock == nil {
@@ -117,10 +116,10 @@ func New(cfg Config) (*Core, error) {
 }
 
 // Close seals the core and releases its resources.
-func (c *Core) Close() {
+func (c *Core) Close(ctx context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sealLocked()
+	c.sealLocked(ctx)
 }
 
 // InitRequest is the body of PUT sys/init.
@@ -148,7 +147,7 @@ func (c *Core) Initialize(ctx context.Context, req InitRequest) (*InitResult, er
 		return nil, err
 	}
 	c.mu.Lock()
-	c.sealLocked()
+	c.sealLocked(ctx)
 	c.mu.Unlock()
 	return res, nil
 }
@@ -161,13 +160,13 @@ func (c *Core) initialize(ctx context.Context, req InitRequest, rootID string) (
 		return nil, err
 	}
 	// The barrier is unsealed now: set up the stores and mint the root token.
-	if err := c.postUnsealLocked(ctx); err != nil {
-		c.sealLocked()
+	if err = c.postUnsealLocked(ctx); err != nil {
+		c.sealLocked(ctx)
 		return nil, fmt.Errorf("post-init setup: %w", err)
 	}
 	root, err := c.state.tokens.CreateRoot(ctx, rootID)
 	if err != nil {
-		c.sealLocked()
+		c.sealLocked(ctx)
 		return nil, fmt.Errorf("creating root token: %w", err)
 	}
 	return &InitResult{Keys: res.Keys, RootToken: root.ID}, nil
@@ -251,7 +250,7 @@ func (c *Core) Unseal(ctx context.Context, key []byte) (*SealStatus, error) {
 		}
 		if !c.barrier.Sealed() {
 			if err := c.postUnsealLocked(ctx); err != nil {
-				c.sealLocked()
+				c.sealLocked(ctx)
 				c.mu.Unlock()
 				return nil, fmt.Errorf("unseal setup failed: %w", err)
 			}
@@ -301,16 +300,16 @@ func (c *Core) Seal(ctx context.Context, tok string, remoteAddr string) error {
 		return err
 	}
 	c.mu.Lock()
-	c.sealLocked()
+	c.sealLocked(ctx)
 	c.mu.Unlock()
 	c.logger.Info("sealed by request")
 	return nil
 }
 
 // sealLocked drops all unsealed state. Caller holds mu for writing.
-func (c *Core) sealLocked() {
+func (c *Core) sealLocked(ctx context.Context) {
 	if c.state != nil {
-		c.state.teardown()
+		c.state.teardown(ctx)
 		c.state = nil
 	}
 	c.seal.Seal()
@@ -340,10 +339,10 @@ type unsealedState struct {
 	wg     sync.WaitGroup
 }
 
-func (s *unsealedState) teardown() {
+func (s *unsealedState) teardown(ctx context.Context) {
 	s.cancel()
 	s.wg.Wait()
-	s.router.cleanup()
+	s.router.cleanup(ctx)
 	s.audit.Teardown()
 }
 

@@ -155,10 +155,9 @@ func (r *router) list(table string) []*mount {
 	return out
 }
 
-func (r *router) cleanup() {
+func (r *router) cleanup(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ctx := context.Background() //nolint:contextcheck // teardown runs after requests have finished
 	for _, m := range r.mounts {
 		if cl, ok := m.backend.(logical.Cleaner); ok {
 			cl.Cleanup(ctx)

@@ -156,9 +156,9 @@ func (c *Core) authorize(ctx context.Context, st *unsealedState, req *logical.Re
 			probe.Path = rel
 			probe.MountPoint = m.path
 			probe.Storage = m.view
-			found, exists, err := ec.ExistenceCheck(ctx, &probe)
-			if err != nil {
-				return nil, err
+			found, exists, cerr := ec.ExistenceCheck(ctx, &probe)
+			if cerr != nil {
+				return nil, cerr
 			}
 			if found && !exists {
 				req.Operation = logical.CreateOperation
@@ -203,7 +203,7 @@ func (c *Core) postProcess(ctx context.Context, st *unsealedState, m *mount, req
 			return err
 		}
 	}
-	if resp.Secret != nil && !resp.Secret.NoLease {
+	if resp.Secret != nil && !resp.Secret.NoLease && resp.Secret.LeaseID == "" {
 		sys := &mountSystemView{core: c, mount: m}
 		if resp.Secret.TTL <= 0 || resp.Secret.TTL > sys.MaxLeaseTTL() {
 			if resp.Secret.TTL <= 0 {

@@ -45,6 +45,13 @@ func (c *Core) buildState(ctx context.Context) (*unsealedState, error) {
 		RenewAuth: func(ctx context.Context, e *token.Entry) (*logical.Auth, error) {
 			return c.renewAuth(ctx, st, e)
 		},
+		SystemFor: func(path string) logical.SystemView { return c.systemViewFor(st, path) },
+		OnRevoke: func(ctx context.Context, e *token.Entry) error {
+			if st.leases == nil {
+				return nil
+			}
+			return st.leases.RevokeByToken(ctx, e)
+		},
 		HasSudo: func(ctx context.Context, policies []string, path string) bool {
 			acl, err := st.policies.ACL(ctx, policies...)
 			if err != nil {
@@ -57,7 +64,7 @@ func (c *Core) buildState(ctx context.Context) (*unsealedState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token store: %w", err)
 	}
-	if err := tokens.Setup(ctx); err != nil {
+	if err = tokens.Setup(ctx); err != nil {
 		return nil, fmt.Errorf("token store: %w", err)
 	}
 	st.tokens = tokens
@@ -68,11 +75,12 @@ func (c *Core) buildState(ctx context.Context) (*unsealedState, error) {
 		Clock:   c.clock,
 		Logger:  c.logger.With("component", "lease"),
 		Tokens:  tokens,
+		System:  func(path string) logical.SystemView { return c.systemViewFor(st, path) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lease manager: %w", err)
 	}
-	if err := leases.Setup(ctx); err != nil {
+	if err = leases.Setup(ctx); err != nil {
 		return nil, fmt.Errorf("lease manager: %w", err)
 	}
 	st.leases = leases
@@ -82,7 +90,7 @@ func (c *Core) buildState(ctx context.Context) (*unsealedState, error) {
 		Logger:  c.logger.With("component", "audit"),
 		Clock:   c.clock,
 	})
-	if err := st.audit.Setup(ctx); err != nil {
+	if err = st.audit.Setup(ctx); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 
@@ -131,13 +139,14 @@ func (c *Core) buildState(ctx context.Context) (*unsealedState, error) {
 	return st, nil
 }
 
-// unsealed returns the unsealed state or ErrSealed. Callers must hold mu
-// (for reading at least) while they use it.
-func (c *Core) unsealed() (*unsealedState, error) {
-	if c.state == nil {
-		return nil, ErrSealed
+// systemViewFor is the system view of the mount owning path (nil when no
+// mount does, meaning the defaults).
+func (c *Core) systemViewFor(st *unsealedState, path string) logical.SystemView {
+	m, _, ok := st.router.match(path)
+	if !ok {
+		return nil
 	}
-	return c.state, nil
+	return &mountSystemView{core: c, mount: m}
 }
 
 // Mount enables a secrets engine (Table "mounts") or auth method (Table

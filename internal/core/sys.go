@@ -352,15 +352,18 @@ func (s *sysBackend) callerACL(ctx context.Context, req *logical.Request) (capab
 // hasMountAccess reports whether the ACL grants anything at or under the
 // mount path.
 func hasMountAccess(acl capabilityChecker, mountPath string) bool {
-	caps := acl.Capabilities(mountPath)
-	if len(caps) > 0 && !(len(caps) == 1 && caps[0] == "deny") {
+	if grants(acl.Capabilities(mountPath)) {
 		return true
 	}
 	if ac, ok := acl.(interface{ AnyAccessUnder(prefix string) bool }); ok {
 		return ac.AnyAccessUnder(mountPath)
 	}
-	probe := acl.Capabilities(mountPath + "x")
-	return len(probe) > 0 && !(len(probe) == 1 && probe[0] == "deny")
+	return grants(acl.Capabilities(mountPath + "x"))
+}
+
+// grants reports whether caps allows anything (it is not empty or deny).
+func grants(caps []string) bool {
+	return len(caps) > 0 && (len(caps) != 1 || caps[0] != "deny")
 }
 
 func (s *sysBackend) uiMount(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

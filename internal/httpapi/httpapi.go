@@ -6,7 +6,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -44,7 +43,7 @@ type handler struct {
 func New(cfg Config) http.Handler {
 	h := &handler{core: cfg.Core, logger: cfg.Logger, max: cfg.MaxRequestSize}
 	if h.logger == nil {
-		h.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		h.logger = slog.New(slog.DiscardHandler)
 	}
 	if h.max <= 0 {
 		h.max = 32 << 20
@@ -241,8 +240,7 @@ func (h *handler) logical(w http.ResponseWriter, r *http.Request) {
 			req.Operation = logical.PatchOperation
 			ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 			if ct != "application/merge-patch+json" {
-				writeJSON(w, http.StatusUnsupportedMediaType, map[string]any{"errors": []string{
-					"PATCH requires Content-Type: application/merge-patch+json"}})
+				writeJSON(w, http.StatusUnsupportedMediaType, map[string]any{"errors": []string{}})
 				return
 			}
 		}
@@ -298,7 +296,7 @@ type authBody struct {
 
 func (h *handler) respond(w http.ResponseWriter, r *http.Request, req *logical.Request, resp *logical.Response) {
 	if resp == nil {
-		if req.Operation == logical.ReadOperation || req.Operation == logical.ListOperation {
+		if req.Operation == logical.ReadOperation || req.Operation == logical.ListOperation || req.Operation == logical.PatchOperation {
 			writeJSON(w, http.StatusNotFound, map[string]any{"errors": []string{}})
 			return
 		}
@@ -365,9 +363,4 @@ func (h *handler) respond(w http.ResponseWriter, r *http.Request, req *logical.R
 		}
 	}
 	writeJSON(w, status, env)
-}
-
-// requestContext bounds a special handler's work.
-func requestContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), 90*time.Second)
 }

@@ -124,7 +124,7 @@ func TestBadInput(t *testing.T) {
 		{"expired token", "GET", "/v1/auth/token/lookup-self", expiring, "", nil, 403, invalidToken},
 		{"no token", "GET", "/v1/secret/data/x", "", "", nil, 403, []string{"permission denied"}},
 		{"unsupported method", "TRACE", "/v1/secret/data/x", root, "", nil, 405, []string{}},
-		{"patch without merge-patch content type", "PATCH", "/v1/secret/data/x", root, `{"data":{}}`, nil, 415, nil},
+		{"patch without merge-patch content type", "PATCH", "/v1/secret/data/x", root, `{"data":{}}`, nil, 415, []string{}},
 		{"mount with unknown type", "POST", "/v1/sys/mounts/foo", root, `{"type":"nosuch"}`, nil, 400, []string{`unknown backend type: "nosuch"`}},
 		{"mount over existing", "POST", "/v1/sys/mounts/secret", root, `{"type":"kv"}`, nil, 400, []string{"path is already in use at secret/"}},
 		{"path with parent reference", "GET", "/v1/secret/../sys/mounts", root, "", nil, 400, nil},
@@ -162,7 +162,7 @@ func TestWrongUnsealKeyResetsProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Sys().Unseal(init.KeysB64[0]); err != nil {
+	if _, err = c.Sys().Unseal(init.KeysB64[0]); err != nil {
 		t.Fatal(err)
 	}
 	// A share of another server combines into a wrong key.
@@ -183,7 +183,7 @@ func TestWrongUnsealKeyResetsProgress(t *testing.T) {
 		t.Errorf("after a wrong share: sealed=%v progress=%d, want sealed with progress reset", st.Sealed, st.Progress)
 	}
 	for _, k := range init.KeysB64[:2] {
-		if _, err := c.Sys().Unseal(k); err != nil {
+		if _, err = c.Sys().Unseal(k); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,8 +14,7 @@ import (
 )
 
 func (h *handler) sysInit(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := requestContext(r)
-	defer cancel()
+	ctx := r.Context()
 	switch r.Method {
 	case http.MethodGet:
 		ok, err := h.core.Initialized(ctx)
@@ -70,8 +69,7 @@ func (h *handler) sysSealStatus(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w)
 		return
 	}
-	ctx, cancel := requestContext(r)
-	defer cancel()
+	ctx := r.Context()
 	st, err := h.core.SealStatus(ctx)
 	if err != nil {
 		h.writeError(w, r, err)
@@ -96,8 +94,7 @@ func (h *handler) sysUnseal(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w)
 		return
 	}
-	ctx, cancel := requestContext(r)
-	defer cancel()
+	ctx := r.Context()
 	var body struct {
 		Key     string `json:"key"`
 		Reset   bool   `json:"reset"`
@@ -144,8 +141,7 @@ func (h *handler) sysSeal(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w)
 		return
 	}
-	ctx, cancel := requestContext(r)
-	defer cancel()
+	ctx := r.Context()
 	if err := h.core.Seal(ctx, requestToken(r), remoteIP(r)); err != nil {
 		h.writeError(w, r, err)
 		return
@@ -158,8 +154,7 @@ func (h *handler) sysHealth(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w)
 		return
 	}
-	ctx, cancel := requestContext(r)
-	defer cancel()
+	ctx := r.Context()
 	q := r.URL.Query()
 	code := func(name string, def int) (int, bool) {
 		v := q.Get(name)

@@ -291,7 +291,7 @@ func (s *KeySet) Verify(token string, now time.Time) ([]byte, error) {
 		return nil, ErrMalformed
 	}
 	var h header
-	if err := json.Unmarshal(hb, &h); err != nil {
+	if err = json.Unmarshal(hb, &h); err != nil {
 		return nil, ErrMalformed
 	}
 	if h.Alg != "RS256" {
@@ -312,7 +312,7 @@ func (s *KeySet) Verify(token string, now time.Time) ([]byte, error) {
 		return nil, ErrMalformed
 	}
 	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	if err := rsa.VerifyPKCS1v15(&key.Private.PublicKey, crypto.SHA256, sum[:], sig); err != nil {
+	if err = rsa.VerifyPKCS1v15(&key.Private.PublicKey, crypto.SHA256, sum[:], sig); err != nil {
 		return nil, ErrBadSignature
 	}
 	payload, err := enc.DecodeString(parts[1])

@@ -64,7 +64,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	cfg := opts.Config
 	logger := opts.Logger
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{logger: logger, errc: make(chan error, len(cfg.Listeners))}
 	var phys storage.Backend
@@ -104,7 +104,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.Dev = dev
 	}
 	for _, l := range cfg.Listeners {
-		if err := s.listen(l, cfg.UI); err != nil {
+		if err := s.listen(ctx, l, cfg.UI); err != nil {
 			_ = s.Shutdown(context.WithoutCancel(ctx))
 			return nil, err
 		}
@@ -112,8 +112,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) listen(l config.Listener, ui bool) error {
-	ln, err := net.Listen("tcp", l.Address)
+func (s *Server) listen(ctx context.Context, l config.Listener, ui bool) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", l.Address)
 	if err != nil {
 		return fmt.Errorf("listener %s: %w", l.Address, err)
 	}
@@ -180,7 +181,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	if s.Core != nil {
-		s.Core.Close()
+		s.Core.Close(ctx)
 	}
 	s.closeStorage()
 	return errors.Join(errs...)

@@ -82,16 +82,16 @@ func setupTutorial(t *testing.T, addr string) (root, unsealKey, aksToken string)
 		t.Fatalf("unseal: sealed=%v err=%v", st != nil && st.Sealed, err)
 	}
 	c.SetToken(init.RootToken)
-	if _, err := c.Auth().Token().LookupSelf(); err != nil {
+	if _, err = c.Auth().Token().LookupSelf(); err != nil {
 		t.Fatalf("login (lookup-self): %v", err)
 	}
-	if err := c.Sys().PutPolicy("aks", tutorialPolicy); err != nil {
+	if err = c.Sys().PutPolicy("aks", tutorialPolicy); err != nil {
 		t.Fatalf("policy write: %v", err)
 	}
-	if err := c.Sys().Mount("aks", &api.MountInput{Type: "kv"}); err != nil {
+	if err = c.Sys().Mount("aks", &api.MountInput{Type: "kv"}); err != nil {
 		t.Fatalf("secrets enable: %v", err)
 	}
-	if _, err := c.Logical().Write("aks/mysecret", map[string]any{"foo": "bar"}); err != nil {
+	if _, err = c.Logical().Write("aks/mysecret", map[string]any{"foo": "bar"}); err != nil {
 		t.Fatalf("kv put: %v", err)
 	}
 	sec, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"aks"}})
@@ -183,7 +183,7 @@ func keywardBinary(t *testing.T) string {
 		cmd := exec.Command("go", "build", "-o", binPath, "github.com/keyward/keyward/cmd/keyward")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -265,7 +265,7 @@ func TestKillRestart(t *testing.T) {
 	if !errors.As(err, &re) || re.StatusCode != http.StatusServiceUnavailable || len(re.Errors) != 1 || re.Errors[0] != "Vault is sealed" {
 		t.Fatalf("read while sealed: %v; want 503 Vault is sealed", err)
 	}
-	if _, err := c.Sys().Unseal(unsealKey); err != nil {
+	if _, err = c.Sys().Unseal(unsealKey); err != nil {
 		t.Fatalf("unseal after restart: %v", err)
 	}
 	checkTutorialAccess(t, base, aksToken)

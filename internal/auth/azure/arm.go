@@ -14,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/msi/armmsi"
 	"golang.org/x/sync/singleflight"
@@ -280,7 +281,17 @@ func armErrText(err error) string {
 		}
 		return fmt.Sprintf("%s (HTTP %d)", code, re.StatusCode)
 	}
-	return err.Error()
+	var af *azidentity.AuthenticationFailedError
+	if errors.As(err, &af) && af.RawResponse != nil {
+		return fmt.Sprintf("%s (HTTP %d)", firstLine(af.Error()), af.RawResponse.StatusCode)
+	}
+	return firstLine(err.Error())
+}
+
+// firstLine cuts SDK error texts, which append request dumps, to one line.
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(s)
 }
 
 // resourceInfo is what a login needs from an ARM resource.

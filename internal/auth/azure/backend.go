@@ -28,6 +28,18 @@
 // the token's oid must be one of that resource's identity principal IDs.
 // ARM answers are cached for 30s.
 //
+// Differences from Vault, on purpose: the subscription and resource group
+// bounds are checked before ARM is asked (Vault asks first; only which
+// error wins changes); a resource_id must lie in the login's
+// subscription_id and resource_group_name in both modes; the login field
+// formats of plugin ≥ v0.19.2 are enforced in both modes (the tutorial's
+// values, including "…-vmss_0" VM names, pass); the appid-based workload
+// identity fallback of plugin ≥ v0.16 is not implemented (it would accept
+// any identity of the bound resource groups, not only those assigned to
+// the named VM/VMSS); environment variables (AZURE_TENANT_ID, …) are not
+// read. Failures are HTTP 500 with Vault's message where Vault returns a
+// plain error, 400 for bad input, 403 for token_bound_cidrs.
+//
 // compat_mode selects the version of Vault's plugin to mimic where they
 // differ (spec §10.9). "legacy" (default) behaves as the plugin of the
 // tutorial's era (Vault 1.4 to 1.19): a role bound only by subscription

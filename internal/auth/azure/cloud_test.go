@@ -379,3 +379,46 @@ func cloudPublicKey(t testing.TB, c *cloudtest.Cloud, tok string) ([]byte, strin
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), h.Kid
 }
+
+// TestCloudARMCredentialFailures: when the server's own credential cannot
+// read the scale set, the login fails with a 500 naming the ARM error and
+// no token; nothing is cached, so fixing the credential fixes logins.
+func TestCloudARMCredentialFailures(t *testing.T) {
+	t.Parallel()
+	e := newTutorialCloud(t)
+	c := e.cloud
+	// An identity without any role assignment, on its own VM.
+	noRole := c.CreateIdentity(t, e.rg, "no-role")
+	vm := c.CreateVM(t, e.rg, "no-role-vm")
+	c.AssignIdentity(t, vm.ID, noRole.ID)
+	imds := c.StartIMDS(t, vm.ID)
+
+	tests := []struct {
+		name string
+		imds string
+		cfg  map[string]any
+	}{
+		{"managed identity without Reader", imds, e.config(viaIMDS, nil)},
+		{"wrong client secret", e.imds, e.config(viaSecret, map[string]any{"client_secret": "wrong"})},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			clock.Set(c.Now())
+			h := newHarness(t, azure.Dependencies{HTTPClient: c.HTTPClient(), IMDSEndpoint: tc.imds, Clock: clock})
+			tc.cfg["max_retries"] = 0
+			h.mustDo(logical.UpdateOperation, "config", tc.cfg)
+			h.mustDo(logical.UpdateOperation, "role/aks-role", e.role())
+			resp, err := h.do(logical.UpdateOperation, "login", e.body(e.podToken(t)))
+			t.Logf("refused: %v", err)
+			if !errors.Is(err, azure.ErrResourceLookup) || resp != nil || statusOf(err) != 500 {
+				t.Fatalf("login = %+v, %v; want ErrResourceLookup/500", resp, err)
+			}
+			// Fix the credential: the next login succeeds.
+			h.mustDo(logical.UpdateOperation, "config", e.config(viaSecret, nil))
+			if _, err := h.do(logical.UpdateOperation, "login", e.body(e.podToken(t))); err != nil {
+				t.Fatalf("login after fixing the credential: %v", err)
+			}
+		})
+	}
+}

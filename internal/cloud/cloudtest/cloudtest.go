@@ -268,7 +268,7 @@ func (c *Cloud) AssignRole(t testing.TB, principalID, roleName, scope string) st
 // base URL "http://127.0.0.1:PORT".
 func (c *Cloud) StartIMDS(t testing.TB, instanceResourceID string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		fatal(t, "imds listen", err)
 	}

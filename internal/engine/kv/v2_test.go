@@ -862,3 +862,56 @@ func isNilStringMap(v any) bool {
 	m, ok := v.(map[string]string)
 	return ok && m == nil
 }
+
+// pausingStorage blocks the first List until released, so a test can act
+// while the upgrade is in progress.
+type pausingStorage struct {
+	logical.Storage
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (p *pausingStorage) List(ctx context.Context, prefix string) ([]string, error) {
+	p.once.Do(func() {
+		close(p.entered)
+		<-p.release
+	})
+	return p.Storage.List(ctx, prefix)
+}
+
+func TestUpgradeInProgressAnswers400(t *testing.T) {
+	t.Parallel()
+	v1 := newEnv(t, "1")
+	v1.must(logical.UpdateOperation, "k", map[string]any{"a": "b"})
+
+	ps := &pausingStorage{Storage: v1.s, entered: make(chan struct{}), release: make(chan struct{})}
+	b, err := newEnvNoInit(t, "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.(logical.Initializer).Initialize(context.Background(), ps) }()
+	<-ps.entered
+
+	e := &env{t: t, b: b, s: v1.s, clock: v1.clock}
+	const msg = "Upgrading from non-versioned to versioned data. This backend will be unavailable for a brief period and will resume service shortly."
+	for _, op := range []logical.Operation{logical.ReadOperation, logical.UpdateOperation, logical.ListOperation} {
+		path := map[logical.Operation]string{logical.ListOperation: "metadata/"}[op]
+		if path == "" {
+			path = "data/k"
+		}
+		_, err := e.b.HandleRequest(context.Background(), e.req(op, path, map[string]any{"data": map[string]any{"x": "y"}}))
+		if status(err) != 400 || err.Error() != msg {
+			t.Errorf("%s %s during upgrade = %v, want 400 %q", op, path, err, msg)
+		}
+	}
+	close(ps.release)
+	if err := <-done; err != nil {
+		t.Fatalf("Initialize: %v", err)
+	}
+	resp := e.must(logical.ReadOperation, "data/k", nil)
+	if diff := cmp.Diff(map[string]any{"a": "b"}, resp.Data["data"]); diff != "" {
+		t.Errorf("after upgrade (-want +got):\n%s", diff)
+	}
+}

@@ -326,14 +326,16 @@ func (b *versioned) config(ctx context.Context, s logical.Storage) (kvConfig, er
 	return c, nil
 }
 
-// versionKey names the storage entry of one version. The secret's path is
-// hidden behind a salted HMAC so version entries do not reveal it.
+// versionDir is the storage folder holding the versions of key. The
+// secret's path is hidden behind a salted HMAC so version entries do not
+// reveal it.
 func (b *versioned) versionDir(key string) string {
 	m := hmac.New(sha256.New, b.salt)
 	m.Write([]byte(key))
 	return versionsPrefix + hex.EncodeToString(m.Sum(nil)) + "/"
 }
 
+// versionKey names the storage entry of one version of key.
 func (b *versioned) versionKey(key string, version uint64) string {
 	return b.versionDir(key) + strconv.FormatUint(version, 10)
 }
