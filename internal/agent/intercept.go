@@ -28,6 +28,8 @@ type IPTables struct {
 	Chain string
 	// MetadataIP is the intercepted address; "" means 169.254.169.254.
 	MetadataIP string
+	// MetadataPort is the intercepted TCP port; "" means 80.
+	MetadataPort string
 	// Target is the agent's address ("127.0.0.1:2579").
 	Target string
 	// InInterface limits interception to one interface (e.g. a test's
@@ -90,7 +92,11 @@ func (t *IPTables) Install(ctx context.Context) error {
 			return err
 		}
 	}
-	rule := []string{"-t", "nat", "-A", chain, "-p", "tcp", "-d", ip + "/32", "--dport", "80"}
+	port := t.MetadataPort
+	if port == "" {
+		port = "80"
+	}
+	rule := []string{"-t", "nat", "-A", chain, "-p", "tcp", "-d", ip + "/32", "--dport", port}
 	if t.InInterface != "" {
 		rule = append(rule, "-i", t.InInterface)
 	}

@@ -124,7 +124,10 @@ func NewKube(ctx context.Context, cfg KubeConfig) (*Kube, error) {
 	if err := c.IndexField(ctx, &corev1.Pod{}, indexPodIP, podIPs); err != nil {
 		return nil, fmt.Errorf("agent: pod IP index: %w", err)
 	}
-	objs := []client.Object{&aadv1.AzurePodIdentityException{}}
+	// Bindings and identities are watched in both modes: in standard mode
+	// they tell a pod whose assignment the controller has not written yet
+	// (503, retry) from a pod that has no identity at all (403).
+	objs := []client.Object{&aadv1.AzurePodIdentityException{}, &aadv1.AzureIdentityBinding{}, &aadv1.AzureIdentity{}}
 	if cfg.Mode == ModeStandard {
 		if err := c.IndexField(ctx, &aadv1.AzureAssignedIdentity{}, indexPodKey, func(o client.Object) []string {
 			aai := o.(*aadv1.AzureAssignedIdentity)
@@ -132,8 +135,6 @@ func NewKube(ctx context.Context, cfg KubeConfig) (*Kube, error) {
 		}); err != nil {
 			return nil, fmt.Errorf("agent: assigned identity index: %w", err)
 		}
-	} else {
-		objs = append(objs, &aadv1.AzureIdentityBinding{}, &aadv1.AzureIdentity{})
 	}
 	for _, o := range objs {
 		if _, err := c.GetInformer(ctx, o); err != nil {
@@ -204,13 +205,38 @@ func (k *Kube) IdentitiesFor(ctx context.Context, pod *Pod) ([]Identity, error) 
 		return nil, fmt.Errorf("listing assigned identities: %w", err)
 	}
 	var out []Identity
+	have := map[string]bool{}
 	for i := range list.Items {
 		aai := &list.Items[i]
 		ref := aai.Spec.AzureIdentityRef
 		if ref == nil || aai.DeletionTimestamp != nil || aai.Spec.PodNamespace != pod.Namespace || aai.Spec.Pod != pod.Name {
 			continue
 		}
+		have[ref.Namespace+"/"+ref.Name] = true
 		out = append(out, identityOf(ref, aai.Status.Status))
+	}
+	// Bindings that select the pod but have no assignment yet: the
+	// controller has not caught up. They count as Created (pending).
+	var bindings aadv1.AzureIdentityBindingList
+	if err := k.cache.List(ctx, &bindings); err != nil {
+		return nil, fmt.Errorf("listing bindings: %w", err)
+	}
+	for i := range bindings.Items {
+		b := &bindings.Items[i]
+		key := b.Namespace + "/" + b.Spec.AzureIdentity
+		if have[key] || !bindingSelects(b, pod) {
+			continue
+		}
+		var id aadv1.AzureIdentity
+		err := k.cache.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.AzureIdentity}, &id)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading identity %s: %w", key, err)
+		}
+		have[key] = true
+		out = append(out, identityOf(&id, aadv1.AssignedIDCreated))
 	}
 	return out, nil
 }

@@ -35,19 +35,23 @@ type Command struct {
 	Run func(ctx context.Context, env *Env, args []string) int
 }
 
-// commandSets lists where commands come from, one function per area.
-var commandSets = []func() []*Command{
-	serverCommands,
-	vaultCommands,
-	kvCommands,
-	cloudCommands,
-	identityCommands,
-	demoCommands,
+// commandSets lists where commands come from, one function per area. It
+// is a function, not a variable, because commands such as demo run other
+// commands through Main.
+func commandSets() []func() []*Command {
+	return []func() []*Command{
+		serverCommands,
+		vaultCommands,
+		kvCommands,
+		cloudCommands,
+		identityCommands,
+		demoCommands,
+	}
 }
 
 func allCommands() []*Command {
 	var all []*Command
-	for _, set := range commandSets {
+	for _, set := range commandSets() {
 		all = append(all, set()...)
 	}
 	return all

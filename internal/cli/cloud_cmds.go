@@ -178,7 +178,7 @@ func runCloudServe(ctx context.Context, env *Env, args []string) int {
 	spec := cloudSpec("login-addr", "arm-addr", "bootstrap", "imds*", "tls-host*", "log-level", "imds-rate-limit", "imds-max-concurrent")
 	a, err := spec.parse(args)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "keyward cloud serve: %v\n\nUsage: keyward cloud serve [--data-dir DIR] [--login-addr 127.0.0.1:8700] [--arm-addr 127.0.0.1:8701]\n    [--bootstrap FILE] [--imds ADDR=INSTANCE_ID ...] [--tls-host NAME ...] [--log-level info]\n    [--imds-rate-limit 20] [--imds-max-concurrent 5]   (negative disables)\n", err)
+		_, _ = fmt.Fprintf(env.Stderr, "keyward cloud serve: %v\n\nUsage: keyward cloud serve [--data-dir DIR] [--login-addr 127.0.0.1:8700] [--arm-addr 127.0.0.1:8701]\n    [--bootstrap FILE] [--imds ADDR=INSTANCE_ID ...] [--tls-host NAME ...] [--log-level info]\n    [--imds-rate-limit 20] [--imds-max-concurrent 5]   (negative disables)\n", err)
 		return 2
 	}
 	cfg := cloud.Config{
@@ -188,23 +188,23 @@ func runCloudServe(ctx context.Context, env *Env, args []string) int {
 		TLSHosts:  a.vals["tls-host"],
 	}
 	lvl := slog.LevelInfo
-	if err := lvl.UnmarshalText([]byte(cmpOr(a.get("log-level"), "info"))); err != nil {
-		fmt.Fprintf(env.Stderr, "keyward cloud serve: bad --log-level: %v\n", err)
+	if err = lvl.UnmarshalText([]byte(cmpOr(a.get("log-level"), "info"))); err != nil {
+		_, _ = fmt.Fprintf(env.Stderr, "keyward cloud serve: bad --log-level: %v\n", err)
 		return 2
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: lvl}))
 	if v := a.get("imds-rate-limit"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "keyward cloud serve: bad --imds-rate-limit: %v\n", err)
+		f, perr := strconv.ParseFloat(v, 64)
+		if perr != nil {
+			_, _ = fmt.Fprintf(env.Stderr, "keyward cloud serve: bad --imds-rate-limit: %v\n", perr)
 			return 2
 		}
 		cfg.IMDSRateLimit = f
 	}
 	if v := a.get("imds-max-concurrent"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "keyward cloud serve: bad --imds-max-concurrent: %v\n", err)
+		n, perr := strconv.Atoi(v)
+		if perr != nil {
+			_, _ = fmt.Fprintf(env.Stderr, "keyward cloud serve: bad --imds-max-concurrent: %v\n", perr)
 			return 2
 		}
 		cfg.IMDSMaxConcurrent = n
@@ -212,31 +212,31 @@ func runCloudServe(ctx context.Context, env *Env, args []string) int {
 	for _, m := range a.vals["imds"] {
 		addr, inst, ok := strings.Cut(m, "=")
 		if !ok {
-			fmt.Fprintf(env.Stderr, "keyward cloud serve: --imds wants ADDR=INSTANCE_RESOURCE_ID, got %q\n", m)
+			_, _ = fmt.Fprintf(env.Stderr, "keyward cloud serve: --imds wants ADDR=INSTANCE_RESOURCE_ID, got %q\n", m)
 			return 2
 		}
 		cfg.IMDS = append(cfg.IMDS, cloud.IMDSListener{Addr: addr, InstanceID: inst})
 	}
 	if f := a.get("bootstrap"); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "keyward cloud serve: %v\n", err)
+		b, rerr := os.ReadFile(f)
+		if rerr != nil {
+			_, _ = fmt.Fprintf(env.Stderr, "keyward cloud serve: %v\n", rerr)
 			return 1
 		}
 		if cfg.Bootstrap, err = cloud.ParseBootstrap(b); err != nil {
-			fmt.Fprintf(env.Stderr, "keyward cloud serve: %v\n", err)
+			_, _ = fmt.Fprintf(env.Stderr, "keyward cloud serve: %v\n", err)
 			return 1
 		}
 	}
 	srv, err := cloud.New(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "keyward cloud serve: %v\n", err)
+		_, _ = fmt.Fprintf(env.Stderr, "keyward cloud serve: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(env.Stdout, "keyward cloud: authority host %s, resource manager %s\ntenant %s, subscription %s\nprofile %s\n",
+	_, _ = fmt.Fprintf(env.Stdout, "keyward cloud: authority host %s, resource manager %s\ntenant %s, subscription %s\nprofile %s\n",
 		srv.AuthorityHost(), srv.ARMEndpoint(), srv.TenantID(), srv.SubscriptionID(), cloud.ProfilePath(cfg.DataDir))
 	if err := srv.Run(ctx); err != nil {
-		fmt.Fprintf(env.Stderr, "keyward cloud serve: %v\n", err)
+		_, _ = fmt.Fprintf(env.Stderr, "keyward cloud serve: %v\n", err)
 		return 1
 	}
 	return 0
@@ -270,26 +270,26 @@ func cloudClientCmd(cmd cloudCmd) func(context.Context, *Env, []string) int {
 	return func(ctx context.Context, env *Env, args []string) int {
 		a, err := cmd.spec.parse(args)
 		if err != nil {
-			fmt.Fprintf(env.Stderr, "ERROR: %v\n", strings.TrimSuffix(err.Error(), ": usage"))
+			_, _ = fmt.Fprintf(env.Stderr, "ERROR: %v\n", strings.TrimSuffix(err.Error(), ": usage"))
 			return 2
 		}
 		prof, err := cloud.ReadProfile(cloudDataDir(env, a.get("data-dir")))
 		if err != nil {
-			fmt.Fprintf(env.Stderr, "ERROR: %v (is `keyward cloud serve` running? set --data-dir or KEYWARD_CLOUD_DIR)\n", err)
+			_, _ = fmt.Fprintf(env.Stderr, "ERROR: %v (is `keyward cloud serve` running? set --data-dir or KEYWARD_CLOUD_DIR)\n", err)
 			return 1
 		}
 		client, err := cloud.NewClient(prof)
 		if err != nil {
-			fmt.Fprintf(env.Stderr, "ERROR: %v\n", err)
+			_, _ = fmt.Fprintf(env.Stderr, "ERROR: %v\n", err)
 			return 1
 		}
 		v, err := cmd.run(ctx, client, a)
 		if err != nil {
 			var ae *cloud.ARMError
 			if errors.As(err, &ae) {
-				fmt.Fprintf(env.Stderr, "ERROR: (%s) %s\nCode: %s\nMessage: %s\n", ae.Code, ae.Message, ae.Code, ae.Message)
+				_, _ = fmt.Fprintf(env.Stderr, "ERROR: (%s) %s\nCode: %s\nMessage: %s\n", ae.Code, ae.Message, ae.Code, ae.Message)
 			} else {
-				fmt.Fprintf(env.Stderr, "ERROR: %s\n", strings.TrimSuffix(err.Error(), ": usage"))
+				_, _ = fmt.Fprintf(env.Stderr, "ERROR: %s\n", strings.TrimSuffix(err.Error(), ": usage"))
 			}
 			if errors.Is(err, errCloudUsage) {
 				return 2
@@ -300,7 +300,7 @@ func cloudClientCmd(cmd cloudCmd) func(context.Context, *Env, []string) int {
 			return 0
 		}
 		if err := cloudPrint(env.Stdout, v, a.get("query"), cmpOr(a.get("output"), "json")); err != nil {
-			fmt.Fprintf(env.Stderr, "ERROR: %v\n", err)
+			_, _ = fmt.Fprintf(env.Stderr, "ERROR: %v\n", err)
 			return 1
 		}
 		return 0
@@ -315,7 +315,7 @@ func cloudPrint(w io.Writer, v any, query, output string) error {
 		return err
 	}
 	var doc any
-	if err := json.Unmarshal(b, &doc); err != nil {
+	if err = json.Unmarshal(b, &doc); err != nil {
 		return err
 	}
 	if query != "" {

@@ -153,8 +153,8 @@ func TestCloudServeCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
-	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
+	out, errb := &syncBuffer{}, &syncBuffer{}
+	env := &Env{Stdin: strings.NewReader(""), Stdout: out, Stderr: errb, Getenv: func(string) string { return "" }}
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(ctx, env, []string{"cloud", "serve", "--data-dir", dir, "--login-addr", "127.0.0.1:0", "--arm-addr", "127.0.0.1:0", "--bootstrap", boot,
@@ -169,6 +169,8 @@ func TestCloudServeCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	inst := "/subscriptions/" + prof.SubscriptionID + "/resourceGroups/MC_rg/providers/Microsoft.Compute/virtualMachineScaleSets/vmss/virtualMachines/0"
+	out, errb = &syncBuffer{}, &syncBuffer{} // fresh buffers for the second run
+	env = &Env{Stdin: strings.NewReader(""), Stdout: out, Stderr: errb, Getenv: func(string) string { return "" }}
 	go func() {
 		done <- Main(ctx, env, []string{"cloud", "--data-dir", dir, "--login-addr", "127.0.0.1:0", "--arm-addr", "127.0.0.1:0", "--bootstrap", boot, "--imds", "127.0.0.1:0=" + inst})
 	}()

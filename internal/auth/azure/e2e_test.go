@@ -70,6 +70,9 @@ func TestTutorialOverHTTP(t *testing.T) {
 	var login struct {
 		Auth struct {
 			ClientToken   string            `json:"client_token"`
+			Accessor      string            `json:"accessor"`
+			Orphan        bool              `json:"orphan"`
+			TokenType     string            `json:"token_type"`
 			Policies      []string          `json:"policies"`
 			TokenPolicies []string          `json:"token_policies"`
 			Metadata      map[string]string `json:"metadata"`
@@ -86,6 +89,12 @@ func TestTutorialOverHTTP(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"aks", "default"}, a.Policies); diff != "" {
 		t.Errorf("policies (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"aks", "default"}, a.TokenPolicies); diff != "" {
+		t.Errorf("token_policies (-want +got):\n%s", diff)
+	}
+	if a.Accessor == "" || !a.Orphan || a.TokenType != "service" {
+		t.Errorf("accessor %q orphan %v token_type %q, want non-empty, true, service", a.Accessor, a.Orphan, a.TokenType)
 	}
 	wantMeta := map[string]string{
 		"role": "aks-role", "subscription_id": c.SubscriptionID, "resource_group_name": e.rg,

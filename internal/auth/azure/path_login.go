@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+
 	"github.com/keyward/keyward/internal/logical"
 	"github.com/keyward/keyward/internal/logical/framework"
 )
@@ -115,7 +117,24 @@ func (in *loginInput) validate() error {
 	if in.vmName != "" && !vmNameRe.MatchString(in.vmName) {
 		return logical.BadRequest("invalid vm name %q", in.vmName)
 	}
+	if in.resourceID != "" && !validResourceID(in.resourceID) {
+		return logical.BadRequest("invalid resource id %q", in.resourceID)
+	}
 	return nil
+}
+
+// validResourceID rejects resource IDs that could name another resource
+// once a server normalises the path: dot segments, empty segments, escapes.
+func validResourceID(id string) bool {
+	if !strings.HasPrefix(id, "/subscriptions/") || strings.ContainsAny(id, "?#%\\") {
+		return false
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(id[1:], "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // newAuth builds the login result from the role's token settings.
@@ -240,10 +259,14 @@ func verifyResource(ctx context.Context, p *provider, c *tokenClaims, r *role, i
 		if len(r.BoundScaleSets) > 0 {
 			return fail(ErrNotAuthorized, nil, "scale set requires the vmss_name field to be set")
 		}
-		if !strings.Contains(strings.ToLower(in.resourceID), "/subscriptions/"+strings.ToLower(in.subscriptionID)+"/") {
+		id, perr := arm.ParseResourceID(in.resourceID)
+		if perr != nil {
+			return fail(ErrResourceLookup, perr, "unable to parse the resource ID: %q", in.resourceID)
+		}
+		if !strings.EqualFold(id.SubscriptionID, in.subscriptionID) {
 			return fail(ErrNotAuthorized, nil, "provided resource_id does not match subscription_id")
 		}
-		if !hasSegmentPair(in.resourceID, "resourcegroups", in.resourceGroup) {
+		if !strings.EqualFold(id.ResourceGroupName, in.resourceGroup) {
 			return fail(ErrNotAuthorized, nil, "provided resource_id does not match resource_group_name")
 		}
 		info, err = p.lookup.resource(ctx, in.resourceID)
@@ -308,18 +331,6 @@ func verifyComputeClaim(c *tokenClaims, field, value string, patterns ...string)
 	}
 	return fail(ErrNotAuthorized, nil, "xms_az_rid token claim does not match %s %s\nxms_mirid token claim does not match %s %s",
 		field, value, field, value)
-}
-
-// hasSegmentPair reports whether path has ".../<key>/<value>/..." with key
-// and value compared case-insensitively.
-func hasSegmentPair(path, key, value string) bool {
-	segs := strings.Split(path, "/")
-	for i := 0; i+1 < len(segs); i++ {
-		if strings.EqualFold(segs[i], key) && strings.EqualFold(segs[i+1], value) {
-			return true
-		}
-	}
-	return false
 }
 
 func containsFold(list []string, v string) bool {

@@ -209,29 +209,34 @@ func (v *verifier) verify(ctx context.Context, raw string) (*tokenClaims, error)
 	if alg != string(jose.RS256) {
 		return nil, fail(ErrUnsupportedAlgorithm, nil, "oidc: id token signed with unsupported algorithm, expected [\"RS256\"] got %q", alg)
 	}
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return nil, fail(ErrMalformedToken, err, "oidc: malformed jwt: %v", err)
 	}
-	if len(tok.Headers) != 1 {
+	if len(jws.Signatures) != 1 {
 		return nil, fail(ErrMalformedToken, nil, "oidc: multiple signatures on id token not supported")
 	}
 	keys, err := v.keys.key(ctx, kid)
 	if err != nil {
 		return nil, err
 	}
-	var c tokenClaims
-	verified := false
+	var payload []byte
 	for _, k := range keys {
-		if err := tok.Claims(k, &c); err == nil {
-			verified = true
+		p, verr := jws.Verify(k)
+		if verr == nil {
+			payload = p
 			break
-		} else if !errors.Is(err, jose.ErrCryptoFailure) {
-			return nil, fail(ErrMalformedToken, err, "oidc: malformed jwt: %v", err)
+		}
+		if !errors.Is(verr, jose.ErrCryptoFailure) {
+			return nil, fail(ErrMalformedToken, verr, "oidc: malformed jwt: %v", verr)
 		}
 	}
-	if !verified {
+	if payload == nil {
 		return nil, fail(ErrBadSignature, nil, "failed to verify signature: failed to verify id token signature")
+	}
+	var c tokenClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, fail(ErrMalformedToken, err, "oidc: failed to unmarshal claims: %v", err)
 	}
 
 	if c.Issuer != v.issuer {

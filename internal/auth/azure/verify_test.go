@@ -157,6 +157,10 @@ func TestLoginRequestErrors(t *testing.T) {
 		{"bad resource group", map[string]any{"role": "sp-role", "jwt": jwt, "resource_group_name": "rg/../x"}, 400},
 		{"bad vmss name", map[string]any{"role": "sp-role", "jwt": jwt, "vmss_name": "vmss/../x"}, 400},
 		{"bad vm name", map[string]any{"role": "sp-role", "jwt": jwt, "vm_name": "1vm"}, 400},
+		{"resource id with dot segments", map[string]any{"role": "sp-role", "jwt": jwt,
+			"resource_id": "/subscriptions/s/resourceGroups/rg/../../subscriptions/o/resourceGroups/x/providers/Microsoft.Compute/virtualMachines/v"}, 400},
+		{"resource id with escapes", map[string]any{"role": "sp-role", "jwt": jwt, "resource_id": "/subscriptions/s/resourceGroups/rg%2F..%2Fx"}, 400},
+		{"resource id not under a subscription", map[string]any{"role": "sp-role", "jwt": jwt, "resource_id": "/providers/x"}, 400},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

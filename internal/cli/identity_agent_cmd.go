@@ -1,0 +1,207 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/keyward/keyward/internal/agent"
+)
+
+// identityAgentCommand returns `keyward identity agent`, the node agent
+// (AAD Pod Identity's NMI).
+func identityAgentCommand() *Command {
+	return &Command{
+		Name:     "identity agent",
+		Synopsis: "Run the node agent (NMI): IMDS-compatible tokens for the pods of this node",
+		Run:      runIdentityAgent,
+	}
+}
+
+// agentFlags are the parsed flags of `identity agent`.
+type agentFlags struct {
+	node, listen, probe, metadataIP, metadataPort, upstream string
+	mode, kubeconfig, localRegistry, caFile, logLevel       string
+	forceNamespaced, allowHostNetwork, intercept            bool
+	pendingWait, retryAfter                                 time.Duration
+}
+
+func parseAgentFlags(env *Env, args []string) (*agentFlags, error) {
+	f := &agentFlags{}
+	fs := flag.NewFlagSet("identity agent", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.StringVar(&f.node, "node", env.Getenv("NODE_NAME"), "Name of this node (default $NODE_NAME); only its pods are served.")
+	fs.StringVar(&f.listen, "listen-address", "127.0.0.1:2579", "Address of the IMDS endpoint (the DNAT target with --intercept).")
+	fs.StringVar(&f.probe, "probe-address", "", "Address serving /healthz and /metrics (\"\" = disabled).")
+	fs.StringVar(&f.metadataIP, "metadata-ip", "169.254.169.254", "Metadata address intercepted with --intercept.")
+	fs.StringVar(&f.metadataPort, "metadata-port", "80", "Metadata port intercepted with --intercept.")
+	fs.StringVar(&f.upstream, "upstream", "http://169.254.169.254", "Base URL of the node's real IMDS (keyward cloud's IMDS listener off Azure).")
+	fs.BoolVar(&f.forceNamespaced, "forceNamespaced", strings.EqualFold(env.Getenv("FORCENAMESPACED"), "true"), "Pods may only use identities of their own namespace (default $FORCENAMESPACED).")
+	fs.StringVar(&f.mode, "operation-mode", string(agent.ModeStandard), "standard (assignments written by the identity controller) or managed (identities pre-assigned to the node).")
+	fs.BoolVar(&f.allowHostNetwork, "allow-host-network", false, "Serve host-network pods (they share the node's address; off by default).")
+	fs.BoolVar(&f.intercept, "intercept", false, "Install iptables DNAT of metadata-ip:metadata-port to the listen address (needs root); default is listener mode.")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", env.Getenv("KUBECONFIG"), "Kubeconfig file (default $KUBECONFIG, else in-cluster configuration).")
+	fs.StringVar(&f.localRegistry, "local-registry", "", "YAML/JSON file of local pods, identities and bindings to use instead of Kubernetes.")
+	fs.StringVar(&f.caFile, "ca-file", env.Getenv("KEYWARD_AZURE_CA_FILE"), "Extra CA certificates (PEM) to trust for token services, e.g. keyward cloud's (default $KEYWARD_AZURE_CA_FILE).")
+	fs.DurationVar(&f.pendingWait, "pending-wait", 2*time.Second, "How long a request waits for a pending assignment before answering 503.")
+	fs.DurationVar(&f.retryAfter, "retry-after", 5*time.Second, "Retry-After of 503 answers.")
+	fs.StringVar(&f.logLevel, "log-level", "info", "Log level: debug, info, warn, error.")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var errs []error
+	switch agent.Mode(f.mode) {
+	case agent.ModeStandard, agent.ModeManaged:
+	default:
+		errs = append(errs, fmt.Errorf("--operation-mode must be standard or managed, got %q", f.mode))
+	}
+	if f.localRegistry == "" && f.node == "" {
+		errs = append(errs, errors.New("--node (or NODE_NAME) is required with Kubernetes"))
+	}
+	if _, _, err := net.SplitHostPort(f.listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen-address: %w", err))
+	}
+	if net.ParseIP(f.metadataIP) == nil {
+		errs = append(errs, fmt.Errorf("--metadata-ip %q is not an IP address", f.metadataIP))
+	}
+	if p, err := strconv.Atoi(f.metadataPort); err != nil || p < 1 || p > 65535 {
+		errs = append(errs, fmt.Errorf("--metadata-port %q is not a port", f.metadataPort))
+	}
+	if !strings.HasPrefix(f.upstream, "http://") && !strings.HasPrefix(f.upstream, "https://") {
+		errs = append(errs, fmt.Errorf("--upstream %q must be an http(s) URL", f.upstream))
+	}
+	return f, errors.Join(errs...)
+}
+
+func runIdentityAgent(ctx context.Context, env *Env, args []string) int {
+	f, err := parseAgentFlags(env, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", err)
+		return 2
+	}
+	logger := newLogger(env.Stderr, f.logLevel)
+	cfg := agent.Config{
+		ListenAddr:       f.listen,
+		ProbeAddr:        f.probe,
+		Upstream:         f.upstream,
+		Namespaced:       f.forceNamespaced || agent.Mode(f.mode) == agent.ModeManaged,
+		AllowHostNetwork: f.allowHostNetwork,
+		PendingWait:      f.pendingWait,
+		RetryAfter:       f.retryAfter,
+		Logger:           logger,
+	}
+	client, err := agentHTTPClient(f.caFile)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", err)
+		return 1
+	}
+	cfg.HTTPClient = client
+	if f.probe != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		cfg.Registerer, cfg.Gatherer = reg, reg
+	}
+	if f.localRegistry != "" {
+		reg, err := agent.LoadLocalRegistry(f.localRegistry)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", err)
+			return 1
+		}
+		cfg.Pods, cfg.Identities, cfg.Secrets = reg, reg, reg
+	} else {
+		restCfg, err := agentRESTConfig(f.kubeconfig)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", err)
+			return 1
+		}
+		ctrllog.SetLogger(logr.FromSlogHandler(logger.Handler()))
+		kube, err := agent.NewKube(ctx, agent.KubeConfig{RESTConfig: restCfg, NodeName: f.node, Mode: agent.Mode(f.mode), Logger: logger})
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", err)
+			return 1
+		}
+		cfg.Pods, cfg.Identities, cfg.Secrets, cfg.Cache = kube, kube, kube, kube
+	}
+	if f.intercept {
+		cfg.Interceptor = &agent.IPTables{MetadataIP: f.metadataIP, MetadataPort: f.metadataPort, Target: f.listen}
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", err)
+		return 1
+	}
+	go func() {
+		select {
+		case <-a.Ready():
+			fmt.Fprintf(env.Stdout, "keyward identity agent: serving IMDS on %s (upstream %s)\n", a.Addr(), f.upstream)
+		case <-ctx.Done():
+		}
+	}()
+	if err := a.Run(ctx); err != nil {
+		fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// agentRESTConfig loads a kubeconfig file, or the in-cluster configuration
+// when path is "".
+func agentRESTConfig(path string) (*rest.Config, error) {
+	if path == "" {
+		c, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("no --kubeconfig and not in a cluster: %w", err)
+		}
+		return c, nil
+	}
+	c, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// agentHTTPClient is the agent's outbound client: no proxy (IMDS must
+// never be reached through one), a timeout, and caFile's certificates
+// trusted in addition to the system's.
+func agentHTTPClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-file %s: no PEM certificate found", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
+}
