@@ -46,14 +46,17 @@ echo '{"data":{"foo":"bar","n":"1"}}' > "$work/write.json"
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
 
+n=0
 run() { # name, method, path, [body]
   local name=$1 method=$2 path=$3 body=${4:-}
+  n=$((n+1))
+  local f="$work/run$n"
   local target="$method $addr$path"$'\n'"X-Vault-Token: $root"
   [ -n "$body" ] && target+=$'\n'"@$body"
   printf '%s\n' "$target" > "$work/target"
-  "$work/vegeta" attack -targets="$work/target" -rate=0 -max-workers="$workers" -duration="$duration" > "$work/$name.bin"
-  "$work/vegeta" report -type=json < "$work/$name.bin" > "$work/$name.json"
-  jq -r --arg n "$name" '"| \($n) | \(.throughput|floor) | \(.latencies["50th"]/1000|floor) µs | \(.latencies["99th"]/1000|floor) µs | \(.success*100) % |"' "$work/$name.json"
+  "$work/vegeta" attack -targets="$work/target" -rate=0 -max-workers="$workers" -duration="$duration" > "$f.bin"
+  "$work/vegeta" report -type=json < "$f.bin" > "$f.json"
+  jq -r --arg n "$name" '"| \($n) | \(.throughput|floor) | \(.latencies["50th"]/1000|floor) µs | \(.latencies["99th"]/1000|floor) µs | \(.success*100) % |"' "$f.json"
 }
 
 echo "| endpoint | req/s | p50 | p99 | success |"

@@ -62,7 +62,8 @@ func newUpstream(t *testing.T, imdsURL string) *upstream {
 		t.Fatal(err)
 	}
 	u := &upstream{}
-	proxy := httputil.NewSingleHostReverseProxy(target)
+	// Rewrite (unlike Director) adds no X-Forwarded-For, which IMDS refuses.
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -288,13 +289,15 @@ func azureIdentity(ns, name string, id cloudtest.Identity) *aadv1.AzureIdentity 
 // controller would, in state (Created or Assigned), and returns it.
 func assign(t *testing.T, env *k8stest.Env, n *node, podNS, pod string, id *aadv1.AzureIdentity, state string) *aadv1.AzureAssignedIdentity {
 	t.Helper()
+	ref := id.DeepCopy()
+	ref.APIVersion, ref.Kind = aadv1.SchemeGroupVersion.String(), "AzureIdentity"
 	aai := &aadv1.AzureAssignedIdentity{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: id.Namespace, Name: pod + "-" + id.Namespace + "-" + id.Name,
 			Labels: map[string]string{aadv1.NodeNameLabel: n.name},
 		},
 		Spec: aadv1.AzureAssignedIdentitySpec{
-			AzureIdentityRef: id.DeepCopy(), Pod: pod, PodNamespace: podNS, NodeName: n.name,
+			AzureIdentityRef: ref, Pod: pod, PodNamespace: podNS, NodeName: n.name,
 		},
 	}
 	if err := env.Client.Create(t.Context(), aai); err != nil {

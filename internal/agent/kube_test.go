@@ -485,7 +485,7 @@ func TestKubeManagedMode(t *testing.T) {
 	env := startKube(t)
 	n := newNode(t, env)
 	ns, other := env.NewNamespace("managed"), env.NewNamespace("managed-other")
-	idSel, idLS := n.identity(t, "sel", true), n.identity(t, "ls", true)
+	idSel, idLS := n.identity(t, "sel", true), n.identity(t, "lsel", true)
 	create(t, env,
 		azureIdentity(ns, "sel", idSel), azureIdentity(ns, "ls", idLS),
 		&aadv1.AzureIdentityBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "sel"},

@@ -30,8 +30,8 @@ type Command struct {
 	// Synopsis is a one-line description for help output.
 	Synopsis string
 	// Run executes the command with the arguments after its name and
-	// returns the process exit code (0 ok, 1 error, 2 usage or sealed, as
-	// the vault CLI does).
+	// returns the process exit code as the vault CLI does: 0 ok, 1 local
+	// or usage error, 2 server error (and `status` when sealed).
 	Run func(ctx context.Context, env *Env, args []string) int
 }
 

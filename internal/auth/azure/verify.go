@@ -235,8 +235,8 @@ func (v *verifier) verify(ctx context.Context, raw string) (*tokenClaims, error)
 		return nil, fail(ErrBadSignature, nil, "failed to verify signature: failed to verify id token signature")
 	}
 	var c tokenClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, fail(ErrMalformedToken, err, "oidc: failed to unmarshal claims: %v", err)
+	if uerr := json.Unmarshal(payload, &c); uerr != nil {
+		return nil, fail(ErrMalformedToken, uerr, "oidc: failed to unmarshal claims: %v", uerr)
 	}
 
 	if c.Issuer != v.issuer {

@@ -95,6 +95,7 @@ func TestLoginAttackCorpus(t *testing.T) {
 		{"flipped payload", flipPayload(t, iss.sign(t, valid())), azure.ErrBadSignature},
 		{"not a jwt", "null", azure.ErrMalformedToken},
 		{"garbage header", "!!!.e30.AA", azure.ErrMalformedToken},
+		{"exp not a number", iss.sign(t, with("exp", "tomorrow")), azure.ErrMalformedToken},
 		{"no oid", iss.sign(t, with("oid", nil)), azure.ErrMissingClaim},
 		{"oid not bound to the role", iss.sign(t, with("oid", otherOID)), azure.ErrNotAuthorized},
 	}
