@@ -145,7 +145,7 @@ func (h *imdsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !slices.Contains(imdsVersions, ver) || (isToken && ver < "2018-02-01") {
 		if isToken {
-			imdsTokenError(w, &IMDSError{http.StatusBadRequest, "invalid_request", "Invalid api-version parameter: " + ver})
+			imdsTokenError(w, &IMDSError{http.StatusBadRequest, "invalid_request", "Invalid 'api-version' requested"})
 			return
 		}
 		imdsJSON(w, http.StatusBadRequest, map[string]any{"error": "Bad request. api-version is invalid or was not specified in the request. For more information refer to aka.ms/azureimds", "newest-versions": newestIMDSVersions})

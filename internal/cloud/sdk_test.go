@@ -13,6 +13,7 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/keyward/keyward/internal/cloud"
 	"github.com/keyward/keyward/internal/cloud/cloudtest"
 )
 
@@ -107,5 +108,43 @@ func TestClientSecretCredential(t *testing.T) {
 	}
 	if diff := cmp.Diff(c.AdminObjectID, got["oid"]); diff != "" {
 		t.Error(diff)
+	}
+}
+
+func TestManagedIdentityCredentialSystemAssigned(t *testing.T) {
+	clearMSIEnv(t)
+	c := cloudtest.Start(t)
+	c.CreateResourceGroup(t, "rg", "westeurope")
+	vm := c.CreateVM(t, "rg", "vm1")
+	imds := c.StartIMDS(t, vm.ID)
+	cred, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{
+		ClientOptions: azcore.ClientOptions{Transport: c.IMDSTransport(t, imds)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No identity on the VM: IMDS answers 400 "Identity not found"; azidentity
+	// reports the credential as unavailable, quoting the body.
+	_, err = cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}})
+	if err == nil || !strings.Contains(err.Error(), `"error_description":"Identity not found"`) {
+		t.Fatalf("no identity: %v", err)
+	}
+	comp, err := c.Server.UpdateComputeIdentity(context.Background(), vm.ID, cloud.IdentityUpdate{Type: "SystemAssigned"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://vault.azure.net/.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := decodeClaims(t, tok.Token)
+	want := map[string]any{"oid": comp.SystemPrincipalID, "appid": comp.SystemClientID, "xms_mirid": strings.Replace(vm.ID, "/resourceGroups/", "/resourcegroups/", 1), "aud": "https://vault.azure.net"}
+	for k, v := range want {
+		if diff := cmp.Diff(v, got[k]); diff != "" {
+			t.Errorf("%s: %s", k, diff)
+		}
+	}
+	if _, ok := got["xms_az_rid"]; ok {
+		t.Error("system-assigned token carries xms_az_rid")
 	}
 }

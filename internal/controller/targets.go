@@ -232,7 +232,10 @@ func (r *targets) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 	// Record ownership before adding, so that a crash after the PATCH
 	// cannot turn an identity the controller added into one it never
 	// removes.
-	adding := map[string]bool{}
+	adding, removing := map[string]bool{}, map[string]bool{}
+	for _, id := range remove {
+		removing[id] = true
+	}
 	for _, id := range add {
 		adding[id] = true
 		for _, a := range ids[id].live {
@@ -261,7 +264,7 @@ func (r *targets) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 			continue // removal failed: keep the finalizers, retry
 		}
 		for _, a := range s.deleting {
-			if len(s.live) == 0 && s.owned && !s.immutable {
+			if removing[s.id] {
 				w.removed(a)
 			}
 			w.release(a)
@@ -456,7 +459,6 @@ func (w *writer) own(a *aadv1.AzureAssignedIdentity) {
 			n.Annotations = map[string]string{}
 		}
 		n.Annotations[OwnedAnnotation] = "true"
-		a.Annotations = n.Annotations // the next update of a in this cycle keeps it
 		return true
 	})
 }

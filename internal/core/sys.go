@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyward/keyward/internal/logical"
 	"github.com/keyward/keyward/internal/logical/framework"
+	"github.com/keyward/keyward/internal/policy"
 )
 
 // newSystemBackend builds the sys/ backend: mounts, auth, tuning, the UI
@@ -331,11 +332,7 @@ func (s *sysBackend) uiMounts(ctx context.Context, req *logical.Request, d *fram
 	return &logical.Response{Data: map[string]any{"secret": secret, "auth": auth}}, nil
 }
 
-type capabilityChecker interface {
-	Capabilities(path string) []string
-}
-
-func (s *sysBackend) callerACL(ctx context.Context, req *logical.Request) (capabilityChecker, error) {
+func (s *sysBackend) callerACL(ctx context.Context, req *logical.Request) (*policy.ACL, error) {
 	if req.ClientToken == "" {
 		return nil, logical.ErrPermissionDenied
 	}
@@ -350,20 +347,13 @@ func (s *sysBackend) callerACL(ctx context.Context, req *logical.Request) (capab
 }
 
 // hasMountAccess reports whether the ACL grants anything at or under the
-// mount path.
-func hasMountAccess(acl capabilityChecker, mountPath string) bool {
-	if grants(acl.Capabilities(mountPath)) {
+// mount path, as Vault's UI mount preflight does.
+func hasMountAccess(acl *policy.ACL, mountPath string) bool {
+	caps := acl.Capabilities(mountPath)
+	if len(caps) > 0 && (len(caps) != 1 || caps[0] != "deny") {
 		return true
 	}
-	if ac, ok := acl.(interface{ AnyAccessUnder(prefix string) bool }); ok {
-		return ac.AnyAccessUnder(mountPath)
-	}
-	return grants(acl.Capabilities(mountPath + "x"))
-}
-
-// grants reports whether caps allows anything (it is not empty or deny).
-func grants(caps []string) bool {
-	return len(caps) > 0 && (len(caps) != 1 || caps[0] != "deny")
+	return acl.AnyAccessUnder(mountPath)
 }
 
 func (s *sysBackend) uiMount(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -422,3 +422,47 @@ func (a *ACL) Capabilities(path string) []string {
 	}
 	return slices.Clone(p.caps)
 }
+
+// AnyAccessUnder reports whether some rule at or below prefix (a mount
+// path ending in "/") grants a capability other than deny. It is what
+// Vault's UI mount preflight asks: may the caller see this mount at all?
+func (a *ACL) AnyAccessUnder(prefix string) bool {
+	if a.root {
+		return true
+	}
+	grants := func(p *perms) bool { return p != nil && p.bits != 0 && p.bits&bitDeny == 0 }
+	for path, p := range a.exact {
+		if strings.HasPrefix(path, prefix) && grants(p) {
+			return true
+		}
+	}
+	for path, p := range a.prefix {
+		if (strings.HasPrefix(path, prefix) || strings.HasPrefix(prefix, path)) && grants(p) {
+			return true
+		}
+	}
+	for _, r := range a.seg {
+		if grants(r.permission) && segCouldMatchUnder(r, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// segCouldMatchUnder reports whether a "+" rule can match a path under
+// prefix: their literal parts agree segment by segment.
+func segCouldMatchUnder(r *segRule, prefix string) bool {
+	want := strings.Split(strings.TrimSuffix(prefix, "/"), "/")
+	for i, seg := range want {
+		if i >= len(r.parts) {
+			return r.isPrefix
+		}
+		if r.parts[i] != "+" && r.parts[i] != seg {
+			if i == len(r.parts)-1 && r.isPrefix && strings.HasPrefix(seg, r.parts[i]) {
+				return true
+			}
+			return false
+		}
+	}
+	return true
+}

@@ -527,3 +527,41 @@ path "required" {
 		{"required", del, nil, true},
 	})
 }
+
+func TestAnyAccessUnder(t *testing.T) {
+	t.Parallel()
+	mk := func(src string) *policy.ACL {
+		t.Helper()
+		p, err := policy.Parse("p", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := policy.NewACL([]*policy.Policy{p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	tests := []struct {
+		name   string
+		policy string
+		mount  string
+		want   bool
+	}{
+		{"tutorial policy sees aks/", `path "aks/*" { capabilities = ["read", "list"] }`, "aks/", true},
+		{"tutorial policy does not see secret/", `path "aks/*" { capabilities = ["read", "list"] }`, "secret/", false},
+		{"exact rule below the mount", `path "secret/data/app" { capabilities = ["read"] }`, "secret/", true},
+		{"deny only", `path "secret/*" { capabilities = ["deny"] }`, "secret/", false},
+		{"glob above the mount", `path "se*" { capabilities = ["read"] }`, "secret/", true},
+		{"plus segment", `path "secret/+/app" { capabilities = ["read"] }`, "secret/", true},
+		{"plus segment elsewhere", `path "other/+/app" { capabilities = ["read"] }`, "secret/", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := mk(tc.policy).AnyAccessUnder(tc.mount); got != tc.want {
+				t.Errorf("AnyAccessUnder(%q) = %v, want %v", tc.mount, got, tc.want)
+			}
+		})
+	}
+}

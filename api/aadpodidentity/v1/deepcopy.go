@@ -242,3 +242,53 @@ func (in *AzurePodIdentityExceptionList) DeepCopy() *AzurePodIdentityExceptionLi
 
 // DeepCopyObject implements runtime.Object.
 func (in *AzurePodIdentityExceptionList) DeepCopyObject() runtime.Object { return in.DeepCopy() }
+
+// DeepCopy returns a deep copy of in, or nil if in is nil.
+func (in *AzureIdentitySpec) DeepCopy() *AzureIdentitySpec {
+	if in == nil {
+		return nil
+	}
+	out := new(AzureIdentitySpec)
+	in.DeepCopyInto(out)
+	return out
+}
+
+// DeepCopy returns a deep copy of in, or nil if in is nil.
+func (in *AzureIdentityBindingSpec) DeepCopy() *AzureIdentityBindingSpec {
+	if in == nil {
+		return nil
+	}
+	out := new(AzureIdentityBindingSpec)
+	in.DeepCopyInto(out)
+	return out
+}
+
+// DeepCopy returns a deep copy of in, or nil if in is nil.
+func (in *AzureAssignedIdentitySpec) DeepCopy() *AzureAssignedIdentitySpec {
+	if in == nil {
+		return nil
+	}
+	out := new(AzureAssignedIdentitySpec)
+	in.DeepCopyInto(out)
+	return out
+}
+
+// DeepCopy returns a deep copy of in, or nil if in is nil.
+func (in *AzureAssignedIdentityStatus) DeepCopy() *AzureAssignedIdentityStatus {
+	if in == nil {
+		return nil
+	}
+	out := new(AzureAssignedIdentityStatus)
+	in.DeepCopyInto(out)
+	return out
+}
+
+// DeepCopy returns a deep copy of in, or nil if in is nil.
+func (in *AzurePodIdentityExceptionSpec) DeepCopy() *AzurePodIdentityExceptionSpec {
+	if in == nil {
+		return nil
+	}
+	out := new(AzurePodIdentityExceptionSpec)
+	in.DeepCopyInto(out)
+	return out
+}
