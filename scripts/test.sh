@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The project's test command: vet, lint, and every test with the race
-# detector. Needs the kube-apiserver and etcd test binaries (scripts/build-kube.sh).
+# detector. Builds the kube-apiserver and etcd test binaries first when
+# they are missing (scripts/build-kube.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+echo "== test binaries (kube-apiserver, etcd)"
+scripts/build-kube.sh
 echo "== go vet"
 go vet ./...
 echo "== golangci-lint"

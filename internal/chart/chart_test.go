@@ -2,6 +2,7 @@ package chart_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
@@ -617,12 +619,7 @@ func TestRBACEffective(t *testing.T) {
 	agentSA := "system:serviceaccount:" + ns + ":" + release + "-identity-agent"
 	server := "system:serviceaccount:" + ns + ":" + release
 	const aad = "aadpodidentity.k8s.io"
-	tests := []struct {
-		user                      string
-		verb, group, res, sub, ns string
-		name                      string
-		want                      bool
-	}{
+	tests := []accessCase{
 		// controller
 		{user: controller, verb: "list", res: "pods", want: true},
 		{user: controller, verb: "watch", res: "nodes", want: true},
@@ -654,19 +651,49 @@ func TestRBACEffective(t *testing.T) {
 		{user: server, verb: "get", res: "pods", ns: ns},
 		{user: server, verb: "get", res: "secrets", ns: ns},
 	}
-	for _, tc := range tests {
+	// The authorizer learns of new bindings through an informer: wait
+	// until every allowed case is allowed before checking the refusals.
+	check := func(tc accessCase) (bool, string) {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User:   tc.user,
 			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: tc.ns, Verb: tc.verb, Group: tc.group, Resource: tc.res, Subresource: tc.sub, Name: tc.name,
+				Namespace: tc.ns, Verb: tc.verb, Group: tc.group, Resource: tc.res, Name: tc.name,
 			},
 		}}
 		if err := env.Client.Create(ctx, sar); err != nil {
 			t.Fatalf("SubjectAccessReview: %v", err)
 		}
-		if sar.Status.Allowed != tc.want {
-			t.Errorf("%s %s %s/%s in %q (name %q): allowed=%v, want %v (%s)", tc.user, tc.verb, tc.group, tc.res, tc.ns, tc.name, sar.Status.Allowed, tc.want, sar.Status.Reason)
+		return sar.Status.Allowed, sar.Status.Reason
+	}
+	for _, tc := range tests {
+		if !tc.want {
+			continue
+		}
+		var reason string
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+			var ok bool
+			ok, reason = check(tc)
+			return ok, nil
+		})
+		if err != nil {
+			t.Errorf("%s may not %s %s/%s in %q (name %q): %s", tc.user, tc.verb, tc.group, tc.res, tc.ns, tc.name, reason)
 		}
 	}
+	for _, tc := range tests {
+		if tc.want {
+			continue
+		}
+		if ok, reason := check(tc); ok {
+			t.Errorf("%s may %s %s/%s in %q (name %q), want refused (%s)", tc.user, tc.verb, tc.group, tc.res, tc.ns, tc.name, reason)
+		}
+	}
+}
+
+// accessCase is one question to the authorizer.
+type accessCase struct {
+	user                 string
+	verb, group, res, ns string
+	name                 string
+	want                 bool
 }

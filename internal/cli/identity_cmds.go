@@ -1,4 +1,4 @@
 package cli
 
 // identityCommands returns the identity commands. Owned by the identity area.
-func identityCommands() []*Command { return nil }
+func identityCommands() []*Command { return []*Command{identityControllerCommand()} }

@@ -690,9 +690,6 @@ func (s *Server) serveCompute(ctx context.Context, q *armRequest, rid resourceID
 		if err != nil {
 			return err
 		}
-		if c.provisioningDeleting() {
-			return armErr(http.StatusConflict, "OperationNotAllowed", "Operation is not allowed since the resource is being deleted.")
-		}
 		if body.Identity != nil {
 			if c, err = s.UpdateComputeIdentity(ctx, id, body.Identity.update(true), check); err != nil {
 				return err
@@ -749,10 +746,6 @@ func (s *Server) serveCompute(ctx context.Context, q *armRequest, rid resourceID
 	}
 	return nil
 }
-
-// provisioningDeleting reports whether the resource is being deleted (never,
-// here: deletes are synchronous).
-func (c *Compute) provisioningDeleting() bool { return false }
 
 func (s *Server) setComputeTags(id string, tags map[string]string) (*Compute, error) {
 	s.st.mu.Lock()

@@ -100,6 +100,7 @@ func imdsTokenError(w http.ResponseWriter, e *IMDSError) {
 	imdsJSON(w, e.Status, map[string]string{"error": e.Err, "error_description": e.Description})
 }
 
+// ServeHTTP applies IMDS's request checks, then routes.
 func (h *imdsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.ToLower(strings.TrimRight(r.URL.Path, "/"))
 	isToken := path == "/metadata/identity/oauth2/token"

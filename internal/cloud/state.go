@@ -644,6 +644,7 @@ type linkedAuthError struct {
 	ids   []string
 }
 
+// Error implements error.
 func (e *linkedAuthError) Error() string { return "linked authorization failed" }
 
 // parseIdentityType parses an ARM identity type string.

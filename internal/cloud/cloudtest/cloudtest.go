@@ -340,6 +340,7 @@ type redirect struct {
 	next *http.Client
 }
 
+// Do implements policy.Transporter.
 func (r *redirect) Do(req *http.Request) (*http.Response, error) {
 	if req.URL.Host == "169.254.169.254" || req.URL.Host == "169.254.169.254:80" {
 		req = req.Clone(req.Context())

@@ -77,3 +77,13 @@ imagePullSecrets:
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/*
+keyward.stringMap renders a map with every value quoted as a string, for
+labels and annotations (YAML would read y, on or 1 as other types).
+*/}}
+{{- define "keyward.stringMap" -}}
+{{- range $k := keys . | sortAlpha }}
+{{ $k }}: {{ get $ $k | toString | quote }}
+{{- end }}
+{{- end -}}
