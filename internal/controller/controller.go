@@ -35,6 +35,7 @@ import (
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -64,6 +65,11 @@ type Config struct {
 	// AssignedIdentityNamespace holds AzureAssignedIdentities of identities
 	// that are not namespaced; "" means "default", as MIC.
 	AssignedIdentityNamespace string
+
+	// Namespaces limits the namespaced objects the controller watches
+	// (pods, identities, bindings, assignments); nil means all. Nodes are
+	// always watched cluster-wide.
+	Namespaces []string
 
 	// LeaderElection enables Lease leader election: only the leader
 	// reconciles.
@@ -143,9 +149,17 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		probe = "0"
 	}
 
+	var cacheOpts cache.Options
+	if len(cfg.Namespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range cfg.Namespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
 	m := newMetrics()
 	mgr, err := ctrl.NewManager(cfg.RESTConfig, manager.Options{
 		Scheme:                        NewScheme(),
+		Cache:                         cacheOpts,
 		Logger:                        logr.FromSlogHandler(log.Handler()),
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:        probe,
