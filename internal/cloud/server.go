@@ -10,8 +10,21 @@
 // A Server serves the token service and ARM over HTTPS on two listeners
 // (its own CA, written to the data directory), and IMDS over plain HTTP, one
 // listener per instance (Config.IMDS or ServeIMDS), or in-process through
-// IMDSHandler. State lives in a bbolt file under Config.DataDir and
-// survives restarts. The package's job is HTTP, so it imports net/http.
+// IMDSHandler. The package's job is HTTP, so it imports net/http.
+//
+// Persistence: {DataDir}/cloud.db (bbolt, 0600) holds tenants,
+// subscriptions, groups, identities, federated credentials, VMs, scale
+// sets, principals (client secrets only as SHA-256 hashes) and role
+// assignments. Token-signing keys are stored in the same file sealed with
+// AES-256-GCM under {DataDir}/signing.kek (32 random bytes, 0600), so a copy
+// of the database alone does not disclose them; they are never logged.
+// ca.pem/ca-key.pem (0644/0600) are the HTTPS CA; profile.json (0600) holds
+// the endpoints and the admin service principal's secret for clients.
+//
+// IMDS: real IMDS is one endpoint per VM, so each IMDS listener answers for
+// exactly one VM or scale-set instance, given by its ARM ID
+// (…/virtualMachines/{vm} or …/virtualMachineScaleSets/{vmss}/virtualMachines/{n});
+// tokens are only issued for identities assigned to that VM or its scale set.
 package cloud
 
 import (
