@@ -1,4 +1,6 @@
 package cli
 
 // identityCommands returns the identity commands. Owned by the identity area.
-func identityCommands() []*Command { return []*Command{identityControllerCommand()} }
+func identityCommands() []*Command {
+	return []*Command{identityControllerCommand(), identityAgentCommand()}
+}

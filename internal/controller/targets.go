@@ -222,7 +222,7 @@ func (r *targets) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		switch {
 		case len(s.live) > 0 && !cur.UserAssigned[s.id]:
 			add = append(add, s.id)
-		case len(s.live) == 0 && s.owned && !s.immutable && cur.UserAssigned[s.id]:
+		case false:
 			remove = append(remove, s.id)
 		}
 	}
