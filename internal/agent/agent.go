@@ -373,6 +373,7 @@ func (a *Agent) serveIMDS(w http.ResponseWriter, r *http.Request) {
 	}
 	pod, status, err := a.caller(r)
 	if err != nil {
+		a.logger.Warn("request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "status", status, "reason", err.Error())
 		writeError(rec, status, "forbidden", err.Error())
 		return
 	}
@@ -480,6 +481,9 @@ func (a *Agent) serveToken(w http.ResponseWriter, r *http.Request, pod *Pod) {
 	}
 	if excepted {
 		tok, err := a.tokens.managedIdentity(ctx, clientID, resourceID, resource)
+		if err == nil {
+			a.logger.Info("token served to excepted pod", "pod", pod.String(), "client_id", clientID, "msi_res_id", resourceID, "resource", resource)
+		}
 		a.writeToken(w, pod, tok, err)
 		return
 	}
@@ -495,6 +499,7 @@ func (a *Agent) serveToken(w http.ResponseWriter, r *http.Request, pod *Pod) {
 		case err != nil:
 			var se *statusError
 			if errors.As(err, &se) {
+				a.logger.Warn("token request refused", "pod", pod.String(), "remote", r.RemoteAddr, "status", se.status, "reason", se.msg)
 				writeError(w, se.status, se.code, se.msg)
 				return
 			}
@@ -503,6 +508,9 @@ func (a *Agent) serveToken(w http.ResponseWriter, r *http.Request, pod *Pod) {
 			return
 		case id != nil:
 			tok, err := a.fetch(ctx, id, resource)
+			if err == nil {
+				a.logger.Info("token served", "pod", pod.String(), "identity", id.Namespace+"/"+id.Name, "client_id", id.Spec.ClientID, "resource", resource)
+			}
 			a.writeToken(w, pod, tok, err)
 			return
 		case pending:

@@ -55,7 +55,7 @@ type upstream struct {
 	log []*url.URL // guarded by mu
 }
 
-func newUpstream(t *testing.T, imdsURL string) *upstream {
+func newUpstream(t testing.TB, imdsURL string) *upstream {
 	t.Helper()
 	target, err := url.Parse(imdsURL)
 	if err != nil {
@@ -90,7 +90,7 @@ func (u *upstream) requests() []*url.URL {
 
 // startAgent runs an agent on a free loopback port for the test and
 // returns its base URL.
-func startAgent(t *testing.T, cfg agent.Config) (string, *agent.Agent) {
+func startAgent(t testing.TB, cfg agent.Config) (string, *agent.Agent) {
 	t.Helper()
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = "127.0.0.1:0"
@@ -125,7 +125,9 @@ type reply struct {
 	body   []byte
 }
 
-func (r reply) String() string { return fmt.Sprintf("%d %s", r.status, strings.TrimSpace(string(r.body))) }
+func (r reply) String() string {
+	return fmt.Sprintf("%d %s", r.status, strings.TrimSpace(string(r.body)))
+}
 
 // get sends GET base+path from the pod address ip with Metadata: true
 // plus extra headers.
@@ -223,7 +225,7 @@ type node struct {
 	rg       string
 }
 
-func newNode(t *testing.T, env *k8stest.Env) *node {
+func newNode(t testing.TB, env *k8stest.Env) *node {
 	t.Helper()
 	c := cloudtest.Start(t)
 	rg := "rg-agent"
@@ -239,7 +241,7 @@ func newNode(t *testing.T, env *k8stest.Env) *node {
 
 // identity creates a user-assigned identity and, when assign is true,
 // assigns it to the node's scale set.
-func (n *node) identity(t *testing.T, name string, assign bool) cloudtest.Identity {
+func (n *node) identity(t testing.TB, name string, assign bool) cloudtest.Identity {
 	t.Helper()
 	id := n.cloud.CreateIdentity(t, n.rg, name)
 	if assign {
@@ -260,7 +262,7 @@ func (n *node) tokenRequests() int {
 }
 
 // kubeAgent starts an agent on Kubernetes sources for n.
-func kubeAgent(t *testing.T, env *k8stest.Env, n *node, mode agent.Mode, mutate func(*agent.Config)) string {
+func kubeAgent(t testing.TB, env *k8stest.Env, n *node, mode agent.Mode, mutate func(*agent.Config)) string {
 	t.Helper()
 	kube, err := agent.NewKube(t.Context(), agent.KubeConfig{RESTConfig: env.RESTConfig, NodeName: n.name, Mode: mode})
 	if err != nil {
@@ -287,7 +289,7 @@ func azureIdentity(ns, name string, id cloudtest.Identity) *aadv1.AzureIdentity 
 
 // assign writes an AzureAssignedIdentity for pod ns/pod on n, as the
 // controller would, in state (Created or Assigned), and returns it.
-func assign(t *testing.T, env *k8stest.Env, n *node, podNS, pod string, id *aadv1.AzureIdentity, state string) *aadv1.AzureAssignedIdentity {
+func assign(t testing.TB, env *k8stest.Env, n *node, podNS, pod string, id *aadv1.AzureIdentity, state string) *aadv1.AzureAssignedIdentity {
 	t.Helper()
 	ref := id.DeepCopy()
 	ref.APIVersion, ref.Kind = aadv1.SchemeGroupVersion.String(), "AzureIdentity"
@@ -300,16 +302,20 @@ func assign(t *testing.T, env *k8stest.Env, n *node, podNS, pod string, id *aadv
 			AzureIdentityRef: ref, Pod: pod, PodNamespace: podNS, NodeName: n.name,
 		},
 	}
+	aai.Status.Status = state
 	if err := env.Client.Create(t.Context(), aai); err != nil {
 		t.Fatalf("create assigned identity: %v", err)
 	}
-	setState(t, env, aai, state)
+	if aai.Status.Status != state {
+		// The CRD has a status subresource: status is written separately.
+		setState(t, env, aai, state)
+	}
 	return aai
 }
 
 // setState writes the assignment's status.status (through the status
 // subresource when the CRD has one, else with the object).
-func setState(t *testing.T, env *k8stest.Env, aai *aadv1.AzureAssignedIdentity, state string) {
+func setState(t testing.TB, env *k8stest.Env, aai *aadv1.AzureAssignedIdentity, state string) {
 	t.Helper()
 	ctx := t.Context()
 	for attempt := 0; ; attempt++ {
@@ -333,7 +339,7 @@ func setState(t *testing.T, env *k8stest.Env, aai *aadv1.AzureAssignedIdentity, 
 	}
 }
 
-func create(t *testing.T, env *k8stest.Env, objs ...client.Object) {
+func create(t testing.TB, env *k8stest.Env, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
 		if err := env.Client.Create(t.Context(), o); err != nil {
@@ -343,7 +349,7 @@ func create(t *testing.T, env *k8stest.Env, objs ...client.Object) {
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

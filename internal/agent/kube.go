@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -49,8 +48,6 @@ type KubeConfig struct {
 	NodeName string
 	// Mode is ModeStandard ("" means standard) or ModeManaged.
 	Mode Mode
-	// Logger; nil discards.
-	Logger *slog.Logger
 }
 
 // Kube is the Kubernetes-backed PodSource, IdentitySource, SecretSource and

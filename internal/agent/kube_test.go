@@ -580,4 +580,3 @@ func TestKubeInstanceMetadata(t *testing.T) {
 		t.Errorf("unknown caller read instance metadata: %s", r)
 	}
 }
-

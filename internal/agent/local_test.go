@@ -2,9 +2,11 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -539,5 +541,71 @@ func TestNewValidation(t *testing.T) {
 	}
 	if _, err := agent.NewKube(t.Context(), agent.KubeConfig{Mode: "weird"}); err == nil {
 		t.Error("NewKube accepted an empty config")
+	}
+}
+
+// logBuffer is a concurrency-safe log sink.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestSecurityLogs: refusals are logged with the caller's address; tokens
+// and secrets never are.
+func TestSecurityLogs(t *testing.T) {
+	t.Parallel()
+	var logs logBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := newLocalSetup(t, func(c *agent.Config) { c.Logger = logger })
+	ok := get(t, s.appIP, s.base, tokenPath(""), nil)
+	var tok agent.Token
+	if err := json.Unmarshal(ok.body, &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("token: %s", ok)
+	}
+	stranger := nextIP()
+	if r := get(t, stranger, s.base, tokenPath(""), nil); r.status != http.StatusForbidden {
+		t.Fatalf("stranger: %s", r)
+	}
+	if r := get(t, s.appIP, s.base, tokenPath("client_id="+s.spare.ClientID), nil); r.status != http.StatusForbidden {
+		t.Fatalf("unbound identity: %s", r)
+	}
+	type entry struct {
+		Msg    string `json:"msg"`
+		Remote string `json:"remote"`
+		Pod    string `json:"pod"`
+		Status int    `json:"status"`
+	}
+	var refused []entry
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var e entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if strings.Contains(e.Msg, "refused") {
+			e.Remote = strings.Split(e.Remote, ":")[0]
+			refused = append(refused, e)
+		}
+	}
+	want := []entry{
+		{Msg: "request refused", Remote: stranger, Status: http.StatusForbidden},
+		{Msg: "token request refused", Remote: s.appIP, Pod: "demo/app", Status: http.StatusForbidden},
+	}
+	if diff := cmp.Diff(want, refused); diff != "" {
+		t.Errorf("refusal logs (-want +got):\n%s", diff)
+	}
+	if strings.Contains(logs.String(), tok.AccessToken) || strings.Contains(logs.String(), strings.Split(tok.AccessToken, ".")[2]) {
+		t.Error("the access token was logged")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -67,14 +68,7 @@ func Main(ctx context.Context, env *Env, args []string) int {
 		if len(words) > len(args) || len(words) <= bestLen {
 			continue
 		}
-		match := true
-		for i, w := range words {
-			if args[i] != w {
-				match = false
-				break
-			}
-		}
-		if match {
+		if slices.Equal(args[:len(words)], words) {
 			best, bestLen = c, len(words)
 		}
 	}

@@ -137,7 +137,7 @@ func runIdentityAgent(ctx context.Context, env *Env, args []string) int {
 			return 1
 		}
 		ctrllog.SetLogger(logr.FromSlogHandler(logger.Handler()))
-		kube, err := agent.NewKube(ctx, agent.KubeConfig{RESTConfig: restCfg, NodeName: f.node, Mode: agent.Mode(f.mode), Logger: logger})
+		kube, err := agent.NewKube(ctx, agent.KubeConfig{RESTConfig: restCfg, NodeName: f.node, Mode: agent.Mode(f.mode)})
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", err)
 			return 1
@@ -145,7 +145,13 @@ func runIdentityAgent(ctx context.Context, env *Env, args []string) int {
 		cfg.Pods, cfg.Identities, cfg.Secrets, cfg.Cache = kube, kube, kube, kube
 	}
 	if f.intercept {
-		cfg.Interceptor = &agent.IPTables{MetadataIP: f.metadataIP, MetadataPort: f.metadataPort, Target: f.listen}
+		// DNAT needs a concrete target: an agent listening on every
+		// address is reached on loopback (as upstream does).
+		target := f.listen
+		if host, port, err := net.SplitHostPort(f.listen); err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) {
+			target = net.JoinHostPort("127.0.0.1", port)
+		}
+		cfg.Interceptor = &agent.IPTables{MetadataIP: f.metadataIP, MetadataPort: f.metadataPort, Target: target}
 	}
 	a, err := agent.New(cfg)
 	if err != nil {

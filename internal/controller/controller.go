@@ -46,7 +46,8 @@ import (
 
 // Config configures a Controller. RESTConfig and ARM are required.
 type Config struct {
-	// RESTConfig reaches the Kubernetes API.
+	// RESTConfig reaches the Kubernetes API. A zero QPS means DefaultQPS
+	// (burst twice that).
 	RESTConfig *rest.Config
 	// ARM assigns identities to VMs and scale sets.
 	ARM ARM
@@ -91,6 +92,10 @@ type Config struct {
 	// MaxConcurrentReconciles per reconciler; 0 means 8.
 	MaxConcurrentReconciles int
 }
+
+// DefaultQPS is the Kubernetes client rate used when Config.RESTConfig
+// sets none.
+const DefaultQPS = 200
 
 // Controller is the identity controller. Build it with New and run it with
 // Run.
@@ -156,8 +161,14 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
+	restCfg := rest.CopyConfig(cfg.RESTConfig)
+	if restCfg.QPS == 0 {
+		// client-go's default of 5 requests per second is what made MIC
+		// cycles take up to 30 minutes at scale (#1267).
+		restCfg.QPS, restCfg.Burst = DefaultQPS, 2*DefaultQPS
+	}
 	m := newMetrics()
-	mgr, err := ctrl.NewManager(cfg.RESTConfig, manager.Options{
+	mgr, err := ctrl.NewManager(restCfg, manager.Options{
 		Scheme:                        NewScheme(),
 		Cache:                         cacheOpts,
 		Logger:                        logr.FromSlogHandler(log.Handler()),

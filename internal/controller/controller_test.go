@@ -2,8 +2,8 @@ package controller_test
 
 import (
 	"slices"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"

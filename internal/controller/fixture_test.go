@@ -15,8 +15,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6"
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/wait"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	aadv1 "github.com/keyward/keyward/api/aadpodidentity/v1"
 	"github.com/keyward/keyward/internal/cloud/cloudtest"
@@ -39,7 +39,7 @@ type fixture struct {
 	arm   *controller.ComputeARM
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	env := k8stest.Start(t)
 	env.InstallCRDs()
@@ -63,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 
 // start runs a controller limited to the fixture's namespace until the
 // test ends. mod may change the config.
-func (f *fixture) start(t *testing.T, mod func(*controller.Config)) (*controller.Controller, context.CancelFunc) {
+func (f *fixture) start(t testing.TB, mod func(*controller.Config)) (*controller.Controller, context.CancelFunc) {
 	t.Helper()
 	cfg := controller.Config{
 		RESTConfig:                f.env.RESTConfig,

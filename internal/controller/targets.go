@@ -23,8 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	aadv1 "github.com/keyward/keyward/api/aadpodidentity/v1"
 )
@@ -222,7 +222,7 @@ func (r *targets) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		switch {
 		case len(s.live) > 0 && !cur.UserAssigned[s.id]:
 			add = append(add, s.id)
-		case false:
+		case len(s.live) == 0 && s.owned && !s.immutable && cur.UserAssigned[s.id]:
 			remove = append(remove, s.id)
 		}
 	}
@@ -563,4 +563,3 @@ func bindingName(a *aadv1.AzureAssignedIdentity) string {
 	}
 	return a.Spec.AzureBindingRef.Name
 }
-

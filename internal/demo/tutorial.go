@@ -152,9 +152,9 @@ func (p *Platform) RunTutorial(ctx context.Context, out io.Writer, run CLI) (*Re
 	for _, s := range steps {
 		shown := "keyward " + strings.Join(redactArgs(s.args), " ")
 		pr.show(s.tutorial, shown)
-		out, err := run(ctx, s.stdin, s.args...)
-		if err != nil {
-			return nil, err
+		out, rerr := run(ctx, s.stdin, s.args...)
+		if rerr != nil {
+			return nil, rerr
 		}
 		if line := summaryLine(out); line != "" {
 			pr.result("%s", line)
@@ -176,7 +176,7 @@ func (p *Platform) RunTutorial(ctx context.Context, out io.Writer, run CLI) (*Re
 			ResourceGroupName string `json:"resourceGroupName"`
 		} `json:"compute"`
 	}
-	if err := getJSON(ctx, pod, p.AgentURL+"/metadata/instance?api-version=2017-08-01", map[string]string{"Metadata": "true"}, &md); err != nil {
+	if err = getJSON(ctx, pod, p.AgentURL+"/metadata/instance?api-version=2017-08-01", map[string]string{"Metadata": "true"}, &md); err != nil {
 		return nil, fmt.Errorf("instance metadata: %w", err)
 	}
 	pr.result("subscription_id=%s vm_name=%s vmss_name=%s resource_group_name=%s",
@@ -189,7 +189,7 @@ func (p *Platform) RunTutorial(ctx context.Context, out io.Writer, run CLI) (*Re
 		AccessToken string `json:"access_token"`
 		ExpiresOn   string `json:"expires_on"`
 	}
-	if err := getJSON(ctx, pod, tokenURL, map[string]string{"Metadata": "true"}, &tok); err != nil {
+	if err = getJSON(ctx, pod, tokenURL, map[string]string{"Metadata": "true"}, &tok); err != nil {
 		return nil, fmt.Errorf("token for the demo pod: %w", err)
 	}
 	pr.result("jwt=%s… (the demo identity's token)", tok.AccessToken[:16])
@@ -211,7 +211,7 @@ func (p *Platform) RunTutorial(ctx context.Context, out io.Writer, run CLI) (*Re
 		} `json:"auth"`
 	}
 	raw, _ := json.Marshal(body)
-	if err := postJSON(ctx, pod, p.ServerURL+"/v1/auth/azure/login", raw, &login); err != nil {
+	if err = postJSON(ctx, pod, p.ServerURL+"/v1/auth/azure/login", raw, &login); err != nil {
 		return nil, fmt.Errorf("azure login: %w", err)
 	}
 	pr.result("VAULT_TOKEN=%s… policies %v", login.Auth.ClientToken[:8], login.Auth.Policies)
@@ -221,7 +221,7 @@ func (p *Platform) RunTutorial(ctx context.Context, out io.Writer, run CLI) (*Re
 	var secret struct {
 		Data map[string]any `json:"data"`
 	}
-	if err := getJSON(ctx, pod, p.ServerURL+"/v1/aks/mysecret", map[string]string{"X-Vault-Token": login.Auth.ClientToken}, &secret); err != nil {
+	if err = getJSON(ctx, pod, p.ServerURL+"/v1/aks/mysecret", map[string]string{"X-Vault-Token": login.Auth.ClientToken}, &secret); err != nil {
 		return nil, fmt.Errorf("reading aks/mysecret: %w", err)
 	}
 	res.Secret = secret.Data
@@ -304,7 +304,7 @@ func getStatus(ctx context.Context, c *http.Client, u string, hdr map[string]str
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, strings.TrimSpace(string(b)), nil
 }
@@ -343,7 +343,7 @@ func postJSON(ctx context.Context, c *http.Client, u string, body []byte, out an
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))

@@ -66,7 +66,7 @@ func TestRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Sys().Rotate(); err != nil {
+	if err = c.Sys().Rotate(); err != nil {
 		t.Fatal(err)
 	}
 	after, err := c.Sys().KeyStatus()
@@ -81,7 +81,7 @@ func TestRotate(t *testing.T) {
 		t.Fatalf("reading data written before the rotation: %v", err)
 	}
 	// Rotation is a sudo path: a token without sudo is refused.
-	if err := c.Sys().PutPolicy("rotator", `path "sys/rotate" { capabilities = ["update"] }`); err != nil {
+	if err = c.Sys().PutPolicy("rotator", `path "sys/rotate" { capabilities = ["update"] }`); err != nil {
 		t.Fatal(err)
 	}
 	tok, err := c.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"rotator"}})
@@ -137,7 +137,7 @@ func TestSealEndpointsAndHealth(t *testing.T) {
 	if err != nil || reset.Progress != 0 {
 		t.Fatalf("unseal reset = %+v, %v", reset, err)
 	}
-	if _, err := ts.Client.Sys().UnsealWithOptions(&api.UnsealOpts{Key: ""}); statusCode(err) != http.StatusBadRequest {
+	if _, err = ts.Client.Sys().UnsealWithOptions(&api.UnsealOpts{Key: ""}); statusCode(err) != http.StatusBadRequest {
 		t.Errorf("unseal without key: %v, want 400", err)
 	}
 	uninit := coretest.NewTestServer(t, coretest.Uninitialized())

@@ -132,8 +132,12 @@ func newNetwork(t *testing.T, agentAddr string, names ...string) *network {
 		}
 		sh(t, "iptables", "-w", "-t", "nat", "-A", n.natChain, "-i", p.hostIf, "-p", "tcp",
 			"-d", "169.254.169.254/32", "--dport", "80", "-j", "DNAT", "--to-destination", agentAddr)
-		sh(t, "iptables", "-w", "-t", "filter", "-A", n.filterChain, "-i", p.hostIf, "-j", "ACCEPT")
 	}
+	// Pods reach each other through the host, and nothing else: no packet
+	// of theirs is forwarded off the machine.
+	pods := "kw" + id + "h+"
+	sh(t, "iptables", "-w", "-t", "filter", "-A", n.filterChain, "-i", pods, "-o", pods, "-j", "ACCEPT")
+	sh(t, "iptables", "-w", "-t", "filter", "-A", n.filterChain, "-i", pods, "-j", "DROP")
 	return n
 }
 
