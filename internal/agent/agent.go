@@ -63,6 +63,9 @@ type Config struct {
 	// Interceptor redirects 169.254.169.254:80 to ListenAddr; nil means
 	// listener mode (clients are pointed at ListenAddr directly).
 	Interceptor Interceptor
+	// InterceptRefresh is how often Run re-asserts the interception
+	// (someone may flush the rules); 0 means 60 s, negative never.
+	InterceptRefresh time.Duration
 	// HTTPClient talks to the upstream IMDS and token services; nil means a
 	// client with a 30 s timeout. IMDS must never be reached via a proxy.
 	HTTPClient *http.Client
@@ -133,7 +136,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	logger := cfg.Logger
 	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		logger = slog.New(slog.DiscardHandler)
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -159,15 +162,16 @@ func (a *Agent) Addr() net.Addr {
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // Run starts the sources' cache (if any) and waits for it to sync, then
-// serves until ctx is done, then removes interception and shuts the
-// listeners down gracefully.
+// listens, installs interception and serves until ctx is done; then it
+// removes interception and shuts the listeners down gracefully. Call it
+// once.
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 3)
 	var probe *http.Server
 	if a.cfg.ProbeAddr != "" {
-		probeLn, err := net.Listen("tcp", a.cfg.ProbeAddr)
+		probeLn, err := (&net.ListenConfig{}).Listen(ctx, "tcp", a.cfg.ProbeAddr)
 		if err != nil {
 			return fmt.Errorf("agent: listen %s: %w", a.cfg.ProbeAddr, err)
 		}
@@ -198,7 +202,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	} else {
 		close(cacheDone)
 	}
-	ln, err := net.Listen("tcp", a.cfg.ListenAddr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", a.cfg.ListenAddr)
 	if err != nil {
 		cancel()
 		<-cacheDone
@@ -209,14 +213,30 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.addr = ln.Addr()
 	a.mu.Unlock()
 	srv := newHTTPServer(a.Handler(), a.logger)
+	reasserted := make(chan struct{}) // closed when no re-assertion can run
 	if a.cfg.Interceptor != nil {
 		if err := a.cfg.Interceptor.Install(ctx); err != nil {
 			_ = ln.Close()
 			cancel()
 			<-cacheDone
 			a.shutdown(ctx, nil, probe)
+			rmCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer stop()
+			if rerr := a.cfg.Interceptor.Remove(rmCtx); rerr != nil {
+				a.logger.Warn("removing partial interception", "error", rerr)
+			}
 			return fmt.Errorf("agent: installing interception: %w", err)
 		}
+		if a.cfg.InterceptRefresh >= 0 {
+			go func() {
+				defer close(reasserted)
+				a.reassert(ctx)
+			}()
+		} else {
+			close(reasserted)
+		}
+	} else {
+		close(reasserted)
 	}
 	go func() { errc <- srv.Serve(ln) }()
 	close(a.ready)
@@ -230,6 +250,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	cancel()
+	<-reasserted
 	if a.cfg.Interceptor != nil {
 		shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		if err := a.cfg.Interceptor.Remove(shutdownCtx); err != nil {
@@ -240,6 +261,27 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.shutdown(ctx, srv, probe)
 	<-cacheDone
 	return runErr
+}
+
+// reassert re-installs the interception every InterceptRefresh until ctx
+// is done.
+func (a *Agent) reassert(ctx context.Context) {
+	every := a.cfg.InterceptRefresh
+	if every == 0 {
+		every = time.Minute
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := a.cfg.Interceptor.Install(ctx); err != nil && ctx.Err() == nil {
+				a.logger.Error("re-asserting interception failed", "error", err)
+			}
+		}
+	}
 }
 
 // shutdown stops the servers that are not nil, waiting up to 10 s for
@@ -445,7 +487,7 @@ func (a *Agent) proxy(w http.ResponseWriter, r *http.Request, path string) {
 		writeError(w, http.StatusServiceUnavailable, "upstream_unavailable", "the instance metadata service is unreachable")
 		return
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	for _, h := range []string{"Content-Type", "Retry-After"} {
 		if v := resp.Header.Get(h); v != "" {
 			w.Header().Set(h, v)
@@ -592,9 +634,19 @@ func (a *Agent) fetch(ctx context.Context, id *Identity, resource string) (*Toke
 		if a.cfg.Secrets == nil {
 			return nil, &statusError{http.StatusForbidden, "forbidden", "service principal identities are not enabled on this agent"}
 		}
+		// The secret must live in the identity's own namespace: whoever
+		// may write an AzureIdentity must not be able to make the agent
+		// read (and send to an endpoint of their choice) a secret of
+		// another namespace.
 		ns := id.Spec.ClientPassword.Namespace
 		if ns == "" {
 			ns = id.Namespace
+		}
+		if ns != id.Namespace {
+			return nil, &statusError{http.StatusForbidden, "forbidden", fmt.Sprintf("identity %s/%s names a secret of another namespace", id.Namespace, id.Name)}
+		}
+		if ep := id.Spec.ADEndpoint; ep != "" && !strings.HasPrefix(strings.ToLower(ep), "https://") {
+			return nil, &statusError{http.StatusForbidden, "forbidden", fmt.Sprintf("identity %s/%s: adEndpoint must be an https URL", id.Namespace, id.Name)}
 		}
 		data, err := a.cfg.Secrets.Secret(ctx, ns, id.Spec.ClientPassword.Name)
 		if errors.Is(err, ErrSecretNotFound) {

@@ -82,8 +82,8 @@ func BenchmarkTokenWarmCache(b *testing.B) {
 	}
 	ns := env.NewNamespace("bench")
 	az := azureIdentity(ns, "app", id)
-	if err := env.Client.Create(b.Context(), az); err != nil {
-		b.Fatal(err)
+	if cerr := env.Client.Create(b.Context(), az); cerr != nil {
+		b.Fatal(cerr)
 	}
 	env.CreatePod(k8stest.Pod{Namespace: ns, Name: "app", NodeName: n.name, IP: kubeIP})
 	assign(b, env, n, ns, "app", az, aadv1.AssignedIDAssigned)

@@ -12,7 +12,8 @@ import (
 )
 
 // Interceptor redirects pods' traffic for the metadata address to the
-// agent. Install must be idempotent; Remove undoes it.
+// agent. Install must be idempotent (Run calls it again periodically to
+// re-assert the redirection); Remove undoes it.
 type Interceptor interface {
 	Install(ctx context.Context) error
 	Remove(ctx context.Context) error
@@ -87,24 +88,28 @@ func (t *IPTables) Install(ctx context.Context) error {
 			}
 		}
 	}
-	if _, err := t.run(ctx, "-t", "nat", "-N", chain); err != nil {
-		if _, ferr := t.run(ctx, "-t", "nat", "-F", chain); ferr != nil {
-			return err
-		}
-	}
 	port := t.MetadataPort
 	if port == "" {
 		port = "80"
 	}
-	rule := []string{"-t", "nat", "-A", chain, "-p", "tcp", "-d", ip + "/32", "--dport", port}
+	dnat := []string{"-p", "tcp", "-d", ip + "/32", "--dport", port}
 	if t.InInterface != "" {
-		rule = append(rule, "-i", t.InInterface)
+		dnat = append(dnat, "-i", t.InInterface)
 	}
-	rule = append(rule, "-j", "DNAT", "--to-destination", t.Target)
-	if _, err := t.run(ctx, rule...); err != nil {
-		return err
-	}
-	if _, err := t.run(ctx, "-t", "nat", "-A", chain, "-j", "RETURN"); err != nil {
+	dnat = append(dnat, "-j", "DNAT", "--to-destination", t.Target)
+	if _, err := t.run(ctx, "-t", "nat", "-N", chain); err != nil {
+		// The chain exists: keep it when it holds exactly our two rules
+		// (re-asserting must not open a window without interception),
+		// else rebuild it.
+		if !t.chainIntact(ctx, chain, dnat) {
+			if _, ferr := t.run(ctx, "-t", "nat", "-F", chain); ferr != nil {
+				return err
+			}
+			if err := t.fillChain(ctx, chain, dnat); err != nil {
+				return err
+			}
+		}
+	} else if err := t.fillChain(ctx, chain, dnat); err != nil {
 		return err
 	}
 	if _, err := t.run(ctx, "-t", "nat", "-C", "PREROUTING", "-j", chain); err != nil {
@@ -113,6 +118,27 @@ func (t *IPTables) Install(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+func (t *IPTables) fillChain(ctx context.Context, chain string, dnat []string) error {
+	if _, err := t.run(ctx, append([]string{"-t", "nat", "-A", chain}, dnat...)...); err != nil {
+		return err
+	}
+	_, err := t.run(ctx, "-t", "nat", "-A", chain, "-j", "RETURN")
+	return err
+}
+
+// chainIntact reports whether chain holds exactly the DNAT rule and RETURN.
+func (t *IPTables) chainIntact(ctx context.Context, chain string, dnat []string) bool {
+	out, err := t.run(ctx, "-t", "nat", "-S", chain)
+	if err != nil || len(strings.Split(strings.TrimSpace(out), "\n")) != 3 {
+		return false
+	}
+	if _, err := t.run(ctx, append([]string{"-t", "nat", "-C", chain}, dnat...)...); err != nil {
+		return false
+	}
+	_, err = t.run(ctx, "-t", "nat", "-C", chain, "-j", "RETURN")
+	return err == nil
 }
 
 // setSysctl writes v to the sysctl file p, remembering the previous value

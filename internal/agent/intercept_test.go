@@ -86,6 +86,7 @@ func TestIPTablesInterception(t *testing.T) {
 	a, err := agent.New(agent.Config{
 		ListenAddr: fmt.Sprintf("127.0.0.1:%d", port), Upstream: n.imds.URL,
 		Pods: reg, Identities: reg, Interceptor: ipt, HTTPClient: n.cloud.HTTPClient(),
+		InterceptRefresh: 100 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -96,8 +97,8 @@ func TestIPTablesInterception(t *testing.T) {
 	t.Cleanup(cancel)
 	select {
 	case <-a.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
+	case runErr := <-done:
+		t.Fatalf("Run: %v", runErr)
 	case <-time.After(30 * time.Second):
 		t.Fatal("agent not ready")
 	}
@@ -105,6 +106,17 @@ func TestIPTablesInterception(t *testing.T) {
 		t.Fatalf("DNAT rule missing:\n%s", rules)
 	}
 
+	// Someone removes the jump: the agent puts it back.
+	run(t, "iptables", "-w", "-t", "nat", "-D", "PREROUTING", "-j", chain)
+	waitFor(t, func() bool {
+		return exec.Command("iptables", "-w", "-t", "nat", "-C", "PREROUTING", "-j", chain).Run() == nil
+	})
+	// Someone flushes the chain: the agent rebuilds it.
+	run(t, "iptables", "-w", "-t", "nat", "-F", chain)
+	waitFor(t, func() bool {
+		out, err := exec.Command("iptables", "-w", "-t", "nat", "-S", chain).Output()
+		return err == nil && strings.Contains(string(out), "DNAT") && strings.Contains(string(out), "RETURN")
+	})
 	body := run(t, "ip", "netns", "exec", nsName, "curl", "-sS", "--max-time", "10", "-H", "Metadata: true",
 		"http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net")
 	if diff := cmp.Diff(identityClaims(id), tokenClaims(t, reply{status: 200, body: []byte(body)})); diff != "" {
@@ -120,10 +132,10 @@ func TestIPTablesInterception(t *testing.T) {
 	}
 
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
+	if runErr := <-done; runErr != nil {
+		t.Fatalf("Run: %v", runErr)
 	}
-	if out, err := exec.Command("iptables", "-w", "-t", "nat", "-S", chain).CombinedOutput(); err == nil {
+	if out, listErr := exec.Command("iptables", "-w", "-t", "nat", "-S", chain).CombinedOutput(); listErr == nil {
 		t.Errorf("chain %s still exists after Run:\n%s", chain, out)
 	}
 	if out := run(t, "iptables", "-w", "-t", "nat", "-S", "PREROUTING"); strings.Contains(out, chain) {

@@ -51,8 +51,11 @@ type KubeConfig struct {
 }
 
 // Kube is the Kubernetes-backed PodSource, IdentitySource, SecretSource and
-// Cache: a controller-runtime informer cache scoped to one node, plus an
-// uncached client for Secrets (read with a GET per request, never
+// Cache: a controller-runtime informer cache (pods of one node indexed by
+// address; in standard mode the AzureAssignedIdentities labelled with the
+// node; AzureIdentities, AzureIdentityBindings and
+// AzurePodIdentityExceptions of all namespaces), plus an uncached client
+// for Secrets (read with a GET per request, never
 // cached). Start it (or hand it to Config.Cache) before use. Safe for
 // concurrent use.
 type Kube struct {
@@ -191,7 +194,8 @@ func (k *Kube) PodByIP(ctx context.Context, ip string) (*Pod, error) {
 
 // IdentitiesFor returns the pod's identities: in standard mode from the
 // AzureAssignedIdentities of the pod on this node (their state as the
-// controller wrote it), in managed mode from the bindings and identities
+// controller wrote it), plus, as Created, the identities of bindings that
+// select the pod but have no assignment yet; in managed mode from the bindings and identities
 // of the pod's namespace (always Assigned: the operator pre-assigns them).
 func (k *Kube) IdentitiesFor(ctx context.Context, pod *Pod) ([]Identity, error) {
 	if k.mode == ModeManaged {

@@ -456,13 +456,29 @@ func TestKubeServicePrincipal(t *testing.T) {
 	missing := sp.DeepCopy()
 	missing.Name = "sp-missing"
 	missing.Spec.ClientPassword.Name = "nope"
-	create(t, env, sp, missing)
-	ip, ip2 := nextIP(), nextIP()
+	// An identity in another namespace naming this namespace's secret and
+	// an identity sending the secret over plain HTTP are refused.
+	thief := sp.DeepCopy()
+	thief.Namespace, thief.Name = env.NewNamespace("thief"), "thief"
+	plain := sp.DeepCopy()
+	plain.Name = "sp-plain"
+	plain.Spec.ADEndpoint = strings.Replace(n.cloud.AuthorityHost, "https://", "http://", 1)
+	create(t, env, sp, missing, thief, plain)
+	ip, ip2, ip3, ip4 := nextIP(), nextIP(), nextIP(), nextIP()
 	env.CreatePod(k8stest.Pod{Namespace: ns, Name: "sp-pod", NodeName: n.name, IP: ip})
 	env.CreatePod(k8stest.Pod{Namespace: ns, Name: "sp-missing", NodeName: n.name, IP: ip2})
+	env.CreatePod(k8stest.Pod{Namespace: thief.Namespace, Name: "thief", NodeName: n.name, IP: ip3})
+	env.CreatePod(k8stest.Pod{Namespace: ns, Name: "sp-plain", NodeName: n.name, IP: ip4})
 	assign(t, env, n, ns, "sp-pod", sp, aadv1.AssignedIDAssigned)
 	assign(t, env, n, ns, "sp-missing", missing, aadv1.AssignedIDAssigned)
+	assign(t, env, n, thief.Namespace, "thief", thief, aadv1.AssignedIDAssigned)
+	assign(t, env, n, ns, "sp-plain", plain, aadv1.AssignedIDAssigned)
 	base := kubeAgent(t, env, n, agent.ModeStandard, nil)
+	for name, ip := range map[string]string{"secret of another namespace": ip3, "plain-HTTP adEndpoint": ip4} {
+		if r := get(t, ip, base, tokenPath(""), nil); r.status != http.StatusForbidden {
+			t.Errorf("%s: want 403, got %s", name, r)
+		}
+	}
 
 	got := tokenClaims(t, get(t, ip, base, tokenPath(""), nil))
 	want := claims{OID: objectID, AppID: clientID, Aud: "https://vault.azure.net", TID: n.cloud.TenantID}

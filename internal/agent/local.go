@@ -94,8 +94,8 @@ func LoadLocalRegistry(path string) (*LocalRegistry, error) {
 		return nil, fmt.Errorf("agent: local registry: %w", err)
 	}
 	var f LocalRegistryFile
-	if err := yaml.UnmarshalStrict(raw, &f); err != nil {
-		return nil, fmt.Errorf("agent: local registry %s: %w", path, err)
+	if uerr := yaml.UnmarshalStrict(raw, &f); uerr != nil {
+		return nil, fmt.Errorf("agent: local registry %s: %w", path, uerr)
 	}
 	r, err := NewLocalRegistry(f)
 	if err != nil {

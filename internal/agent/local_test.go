@@ -132,13 +132,13 @@ func TestLocalRegistryAddPodErrors(t *testing.T) {
 		{"address of another pod", agent.LocalPod{Namespace: "a", Name: "p", IP: "127.0.0.9"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := reg.AddPod(tc.pod); !errors.Is(err, agent.ErrInvalidLocalObject) {
-				t.Fatalf("want ErrInvalidLocalObject, got %v", err)
+			if addErr := reg.AddPod(tc.pod); !errors.Is(addErr, agent.ErrInvalidLocalObject) {
+				t.Fatalf("want ErrInvalidLocalObject, got %v", addErr)
 			}
 		})
 	}
 	// Re-adding the same pod updates it.
-	if err := reg.AddPod(agent.LocalPod{Namespace: "a", Name: "taken", IP: "127.0.0.9", Labels: map[string]string{"x": "y"}}); err != nil {
+	if err = reg.AddPod(agent.LocalPod{Namespace: "a", Name: "taken", IP: "127.0.0.9", Labels: map[string]string{"x": "y"}}); err != nil {
 		t.Fatal(err)
 	}
 	p, err := reg.PodByIP(t.Context(), "127.0.0.9")

@@ -327,8 +327,8 @@ func installChartCRDs(t *testing.T, env *k8stest.Env, r *chart.Rendered) {
 		u := &unstructured.Unstructured{}
 		u.SetAPIVersion("aadpodidentity.k8s.io/v1")
 		u.SetKind("AzureAssignedIdentity")
-		_, err := env.Client.IsObjectNamespaced(u)
-		return err == nil, nil
+		_, nerr := env.Client.IsObjectNamespaced(u)
+		return nerr == nil, nil
 	})
 	if err != nil {
 		t.Fatalf("CRD kinds not discoverable: %v", err)
@@ -479,10 +479,25 @@ func TestIdentityWorkloads(t *testing.T) {
 	if cc.SecurityContext == nil || cc.SecurityContext.Capabilities == nil || !slices.Equal(cc.SecurityContext.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(cc.SecurityContext.Capabilities.Add) != 0 {
 		t.Errorf("controller capabilities = %+v, want all dropped and none added", cc.SecurityContext)
 	}
-	for name, p := range map[string]*corev1.Probe{"liveness": cc.LivenessProbe, "readiness": cc.ReadinessProbe} {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/healthz" {
-			t.Errorf("controller %s probe = %+v, want GET /healthz", name, p)
+	for name, p := range map[string]struct {
+		probe *corev1.Probe
+		path  string
+	}{"liveness": {cc.LivenessProbe, "/healthz"}, "readiness": {cc.ReadinessProbe, "/readyz"}} {
+		if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path {
+			t.Errorf("controller %s probe = %+v, want GET %s", name, p.probe, p.path)
 		}
+	}
+	// The node's azure.json (root-only on AKS) needs root; a Secret does not.
+	if sc := dep.Spec.Template.Spec.SecurityContext; sc == nil || sc.RunAsUser == nil || *sc.RunAsUser != 0 {
+		t.Errorf("controller with the node's azure.json: securityContext %+v, want runAsUser 0", sc)
+	}
+	r = render(t, "keyward", "pod-identity", "identity: {controller: {cloudConfigSecret: azure-config}}\n")
+	find(t, r, "Deployment", "keyward-identity-controller", &dep)
+	if sc := dep.Spec.Template.Spec.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0 {
+		t.Errorf("controller with a cloud config Secret: securityContext %+v, want non-root", sc)
+	}
+	if v := dep.Spec.Template.Spec.Volumes; len(v) != 1 || v[0].Secret == nil || v[0].Secret.SecretName != "azure-config" {
+		t.Errorf("controller volumes = %+v, want the Secret azure-config", v)
 	}
 }
 
@@ -696,4 +711,24 @@ type accessCase struct {
 	verb, group, res, ns string
 	name                 string
 	want                 bool
+}
+
+// BenchmarkRender measures rendering the chart with the tutorial's values
+// (what `helm template` does per release).
+func BenchmarkRender(b *testing.B) {
+	var vals map[string]any
+	if err := yaml.Unmarshal([]byte(tutorialValues), &vals); err != nil {
+		b.Fatal(err)
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		b.Fatal(err)
+	}
+	chartPath := filepath.Join(dir, "..", "..", "deploy", "helm", "keyward")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := chart.Render(chartPath, chart.Release{Name: "vault", Namespace: "default", Values: vals}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

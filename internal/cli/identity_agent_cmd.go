@@ -39,7 +39,7 @@ type agentFlags struct {
 	node, listen, probe, metadataIP, metadataPort, upstream string
 	mode, kubeconfig, localRegistry, caFile, logLevel       string
 	forceNamespaced, allowHostNetwork, intercept            bool
-	pendingWait, retryAfter                                 time.Duration
+	pendingWait, retryAfter, iptRefresh                     time.Duration
 }
 
 func parseAgentFlags(env *Env, args []string) (*agentFlags, error) {
@@ -59,6 +59,7 @@ func parseAgentFlags(env *Env, args []string) (*agentFlags, error) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", env.Getenv("KUBECONFIG"), "Kubeconfig file (default $KUBECONFIG, else in-cluster configuration).")
 	fs.StringVar(&f.localRegistry, "local-registry", "", "YAML/JSON file of local pods, identities and bindings to use instead of Kubernetes.")
 	fs.StringVar(&f.caFile, "ca-file", env.Getenv("KEYWARD_AZURE_CA_FILE"), "Extra CA certificates (PEM) to trust for token services, e.g. keyward cloud's (default $KEYWARD_AZURE_CA_FILE).")
+	fs.DurationVar(&f.iptRefresh, "ipt-update-interval", time.Minute, "How often --intercept re-asserts its iptables rules.")
 	fs.DurationVar(&f.pendingWait, "pending-wait", 2*time.Second, "How long a request waits for a pending assignment before answering 503.")
 	fs.DurationVar(&f.retryAfter, "retry-after", 5*time.Second, "Retry-After of 503 answers.")
 	fs.StringVar(&f.logLevel, "log-level", "info", "Log level: debug, info, warn, error.")
@@ -124,22 +125,22 @@ func runIdentityAgent(ctx context.Context, env *Env, args []string) int {
 		cfg.Registerer, cfg.Gatherer = reg, reg
 	}
 	if f.localRegistry != "" {
-		reg, err := agent.LoadLocalRegistry(f.localRegistry)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", err)
+		reg, lerr := agent.LoadLocalRegistry(f.localRegistry)
+		if lerr != nil {
+			fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", lerr)
 			return 1
 		}
 		cfg.Pods, cfg.Identities, cfg.Secrets = reg, reg, reg
 	} else {
-		restCfg, err := agentRESTConfig(f.kubeconfig)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", err)
+		restCfg, kerr := agentRESTConfig(f.kubeconfig)
+		if kerr != nil {
+			fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", kerr)
 			return 1
 		}
 		ctrllog.SetLogger(logr.FromSlogHandler(logger.Handler()))
-		kube, err := agent.NewKube(ctx, agent.KubeConfig{RESTConfig: restCfg, NodeName: f.node, Mode: agent.Mode(f.mode)})
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", err)
+		kube, kerr := agent.NewKube(ctx, agent.KubeConfig{RESTConfig: restCfg, NodeName: f.node, Mode: agent.Mode(f.mode)})
+		if kerr != nil {
+			fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", kerr)
 			return 1
 		}
 		cfg.Pods, cfg.Identities, cfg.Secrets, cfg.Cache = kube, kube, kube, kube
@@ -148,10 +149,11 @@ func runIdentityAgent(ctx context.Context, env *Env, args []string) int {
 		// DNAT needs a concrete target: an agent listening on every
 		// address is reached on loopback (as upstream does).
 		target := f.listen
-		if host, port, err := net.SplitHostPort(f.listen); err == nil && (host == "" || net.ParseIP(host).IsUnspecified()) {
+		if host, port, serr := net.SplitHostPort(f.listen); serr == nil && (host == "" || net.ParseIP(host).IsUnspecified()) {
 			target = net.JoinHostPort("127.0.0.1", port)
 		}
 		cfg.Interceptor = &agent.IPTables{MetadataIP: f.metadataIP, MetadataPort: f.metadataPort, Target: target}
+		cfg.InterceptRefresh = f.iptRefresh
 	}
 	a, err := agent.New(cfg)
 	if err != nil {

@@ -123,7 +123,7 @@ bindings:
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	if err := json.Unmarshal(body, &tok); err != nil {
+	if err = json.Unmarshal(body, &tok); err != nil {
 		t.Fatal(err)
 	}
 	parts := strings.Split(tok.AccessToken, ".")

@@ -72,8 +72,17 @@ func parseResourceID(s string, allowCollection bool) (resourceID, error) {
 	if len(segs) == 0 {
 		return r, nil
 	}
-	if !strings.EqualFold(segs[0], "providers") || len(segs) < 3 {
+	if !strings.EqualFold(segs[0], "providers") || len(segs) < 2 || segs[1] == "" {
 		return r, errMalformedID
+	}
+	if len(segs) == 2 {
+		// /subscriptions/{sub}/providers/{namespace}: the provider itself
+		// (clients read it to learn api-versions).
+		if !allowCollection {
+			return r, errMalformedID
+		}
+		r.Namespace = canon(segs[1])
+		return r, nil
 	}
 	r.Namespace = canon(segs[1])
 	segs = segs[2:]

@@ -186,7 +186,7 @@ func (r *assignments) Reconcile(ctx context.Context, req reconcile.Request) (rec
 			}
 		}
 	}
-	requeue := false
+	requeue, collision := false, false
 	for key, want := range desired {
 		if a, ok := have[key]; ok {
 			if a.DeletionTimestamp != nil || assignmentChanged(a, want) {
@@ -198,7 +198,11 @@ func (r *assignments) Reconcile(ctx context.Context, req reconcile.Request) (rec
 		}
 		if err := r.c.Create(ctx, want); err != nil {
 			if apierrors.IsAlreadyExists(err) {
-				requeue = true // the cache has not seen it yet, or a name collision
+				if r.collides(ctx, want) {
+					collision = true
+				} else {
+					requeue = true // the cache has not seen it yet
+				}
 				continue
 			}
 			if apierrors.IsInvalid(err) {
@@ -218,7 +222,27 @@ func (r *assignments) Reconcile(ctx context.Context, req reconcile.Request) (rec
 	if requeue {
 		return reconcile.Result{RequeueAfter: requeueShort}, nil
 	}
+	if collision {
+		return reconcile.Result{RequeueAfter: requeueFailed}, nil
+	}
 	return reconcile.Result{}, nil
+}
+
+// collides reports whether an assignment named like want exists for
+// another pod: "<pod>-<namespace>-<identity>" is ambiguous (pod "a-b" in
+// namespace "c" and pod "a" in namespace "b-c"), as in MIC. The first pod
+// keeps it.
+func (r *assignments) collides(ctx context.Context, want *aadv1.AzureAssignedIdentity) bool {
+	cur := &aadv1.AzureAssignedIdentity{}
+	if err := r.c.Get(ctx, client.ObjectKeyFromObject(want), cur); err != nil {
+		return false
+	}
+	if cur.Spec.Pod == want.Spec.Pod && cur.Spec.PodNamespace == want.Spec.PodNamespace {
+		return false
+	}
+	r.log.WarnContext(ctx, "AzureAssignedIdentity name already used by another pod; not assigned",
+		"name", want.Name, "pod", want.Spec.PodNamespace+"/"+want.Spec.Pod, "holder", cur.Spec.PodNamespace+"/"+cur.Spec.Pod)
+	return true
 }
 
 // assignmentChanged reports a change that needs a new assignment: another

@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -290,4 +291,31 @@ func counter(t *testing.T, c *controller.Controller, name string) float64 {
 	}
 	t.Fatalf("metric %s not found", name)
 	return 0
+}
+
+func TestNameCollisionKeepsFirstPod(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.cloud.CreateIdentity(t, f.rg, "collide")
+	f.applyTutorial(t, "collide", id)
+	_, nodes := f.scaleSetNodes(t, "vmss-f", 1)
+	// "q" in "ctl-XXXX" and "q-ctl" in "XXXX" both give "q-ctl-XXXX-collide".
+	suffix := strings.TrimPrefix(f.ns, "ctl-")
+	if err := f.env.Client.Create(f.env.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: suffix}}); err != nil {
+		t.Fatal(err)
+	}
+	f.env.CreatePod(k8stest.Pod{Namespace: f.ns, Name: "q", Labels: map[string]string{aadv1.CRDLabelKey: "collide"}, NodeName: nodes[0], IP: "10.6.0.1"})
+	f.start(t, func(c *controller.Config) { c.Namespaces = []string{f.ns, suffix} })
+	name := controller.AssignedIdentityName("q", f.ns, "collide")
+	eventually(t, "first pod assigned", func() bool { return f.assigned(t)[name] == aadv1.AssignedIDAssigned })
+
+	f.env.CreatePod(k8stest.Pod{Namespace: suffix, Name: "q-ctl", Labels: map[string]string{aadv1.CRDLabelKey: "collide"}, NodeName: nodes[0], IP: "10.6.0.2"})
+	if got := controller.AssignedIdentityName("q-ctl", suffix, "collide"); got != name {
+		t.Fatalf("names differ (%s, %s): the test does not test a collision", got, name)
+	}
+	var a aadv1.AzureAssignedIdentity
+	eventually(t, "assignment still the first pod's", func() bool {
+		err := f.env.Client.Get(f.env.Context(), client.ObjectKey{Namespace: f.ns, Name: name}, &a)
+		return err == nil && a.Spec.Pod == "q" && a.Spec.PodNamespace == f.ns
+	})
 }

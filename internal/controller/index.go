@@ -31,19 +31,21 @@ const (
 	idxNodeTarget = "keyward.node.target"
 )
 
-func addIndexes(ctx context.Context, mgr manager.Manager) error {
-	idx := mgr.GetFieldIndexer()
+// index is one cache field index.
+type index struct {
+	obj client.Object
+	key string
+	fn  client.IndexerFunc
+}
+
+func indexes() []index {
 	one := func(v string) []string {
 		if v == "" {
 			return nil
 		}
 		return []string{v}
 	}
-	for _, i := range []struct {
-		obj client.Object
-		key string
-		fn  client.IndexerFunc
-	}{
+	return []index{
 		{&corev1.Pod{}, idxPodSelector, func(o client.Object) []string { return one(o.GetLabels()[aadv1.CRDLabelKey]) }},
 		{&aadv1.AzureIdentityBinding{}, idxBindingSelector, func(o client.Object) []string {
 			return one(o.(*aadv1.AzureIdentityBinding).Spec.Selector)
@@ -72,8 +74,12 @@ func addIndexes(ctx context.Context, mgr manager.Manager) error {
 			}
 			return []string{t.key()}
 		}},
-	} {
-		if err := idx.IndexField(ctx, i.obj, i.key, i.fn); err != nil {
+	}
+}
+
+func addIndexes(ctx context.Context, mgr manager.Manager) error {
+	for _, i := range indexes() {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, i.obj, i.key, i.fn); err != nil {
 			return err
 		}
 	}

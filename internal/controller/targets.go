@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
@@ -77,9 +78,11 @@ type targets struct {
 func (r *targets) setup(mgr ctrl.Manager, workers int) error {
 	aaiRelevant := predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
+			// Not on the controller's own writes (status, conditions,
+			// annotations), so a failing assignment does not loop.
 			o, n := e.ObjectOld.(*aadv1.AzureAssignedIdentity), e.ObjectNew.(*aadv1.AzureAssignedIdentity)
-			return n.DeletionTimestamp != nil || n.Status.Status != aadv1.AssignedIDAssigned ||
-				o.Spec.NodeName != n.Spec.NodeName || !sameSpec(&o.Spec, &n.Spec)
+			return (o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) || !sameSpec(&o.Spec, &n.Spec) ||
+				o.Status.Status != n.Status.Status && n.Status.Status != aadv1.AssignedIDAssigned
 		},
 	}
 	nodeRelevant := predicate.Funcs{
@@ -257,7 +260,7 @@ func (r *targets) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 			case failed[s.id] != nil:
 				w.failed(a, failed[s.id])
 			case fatal != nil:
-				w.pending(a, ReasonAssignmentFailed, fatal.Error())
+				w.pending(a, ReasonAssignmentFailed, conditionMessage(fatal))
 			}
 		}
 		if len(s.live) == 0 && after[s.id] && s.owned && !s.immutable {
@@ -515,7 +518,7 @@ func (w *writer) failed(a *aadv1.AzureAssignedIdentity, err error) {
 			"Applying binding %s on node %s for pod %s failed: %v", bindingName(a), a.Spec.NodeName, a.Name, err)
 	}
 	w.update(a, func(n *aadv1.AzureAssignedIdentity) bool {
-		changed := w.setCondition(n, metav1.ConditionFalse, ReasonAssignmentFailed, err.Error())
+		changed := w.setCondition(n, metav1.ConditionFalse, ReasonAssignmentFailed, conditionMessage(err))
 		if n.Status.Status != aadv1.AssignedIDCreated {
 			n.Status.Status = aadv1.AssignedIDCreated
 			changed = true
@@ -555,6 +558,20 @@ func (w *writer) event(a *aadv1.AzureAssignedIdentity, typ, reason, action, note
 		return
 	}
 	w.r.events.Eventf(a.Spec.AzureBindingRef, a, typ, reason, action, note, args...)
+}
+
+// conditionMessage is a stable description of an ARM error for a status
+// condition (the full error, with request IDs, goes to events and logs).
+func conditionMessage(err error) string {
+	var re *RequestError
+	if errors.As(err, &re) {
+		return fmt.Sprintf("ARM refused the assignment: HTTP %d %s", re.StatusCode, re.Code)
+	}
+	var te *ThrottledError
+	if errors.As(err, &te) {
+		return te.Error()
+	}
+	return "ARM request failed"
 }
 
 func bindingName(a *aadv1.AzureAssignedIdentity) string {

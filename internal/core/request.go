@@ -226,7 +226,11 @@ func (c *Core) postProcess(ctx context.Context, st *unsealedState, m *mount, req
 // rules: a period wins; else the auth's TTL or the mount default, capped by
 // the effective max TTL (mount max, auth max, explicit max).
 func (c *Core) createLoginToken(ctx context.Context, st *unsealedState, m *mount, auth *logical.Auth) error {
-	policies := sanitizePolicies(append(append([]string{}, auth.Policies...), "default"))
+	policies := append([]string{}, auth.Policies...)
+	if !auth.NoDefaultPolicy {
+		policies = append(policies, "default")
+	}
+	policies = sanitizePolicies(policies)
 	for _, p := range policies {
 		if p == "root" {
 			return logical.BadRequest("auth methods cannot create root tokens")

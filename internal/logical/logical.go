@@ -157,6 +157,8 @@ type Auth struct {
 	DisplayName string
 	// Policies are the token policies to attach.
 	Policies []string
+	// NoDefaultPolicy keeps core from adding the "default" policy.
+	NoDefaultPolicy bool
 	// Metadata is attached to the token and shown by lookups.
 	Metadata map[string]string
 	// InternalData is stored with the token, returned on renew, never shown.

@@ -307,7 +307,7 @@ func (s *Store) EntryFromAuth(auth *logical.Auth, mountPath string) *Entry {
 	display := strings.ReplaceAll(mount, "/", "-") + auth.DisplayName
 	display = strings.TrimSuffix(display, "-")
 	e := &Entry{
-		Policies:       SanitizePolicies(slices.Clone(auth.Policies), true),
+		Policies:       SanitizePolicies(slices.Clone(auth.Policies), !auth.NoDefaultPolicy),
 		Path:           mountPath + "login",
 		Meta:           cloneMeta(auth.Metadata),
 		DisplayName:    display,

@@ -289,9 +289,8 @@ func TestCloudStrictMode(t *testing.T) {
 	}
 }
 
-// TestCloudVMAndResourceID logs in naming a VM, and naming the scale set by
-// resource_id.
-func TestCloudVMAndResourceID(t *testing.T) {
+// TestCloudVMLogin logs in naming a VM.
+func TestCloudVMLogin(t *testing.T) {
 	t.Parallel()
 	e := newTutorialEnv(t, viaSecret, nil)
 	c := e.cloud
@@ -313,18 +312,37 @@ func TestCloudVMAndResourceID(t *testing.T) {
 	if _, err := e.h.do(logical.UpdateOperation, "login", vmBody); !errors.Is(err, azure.ErrNotAuthorized) {
 		t.Fatalf("vm login with another identity: err = %v", err)
 	}
+}
 
-	ridBody := map[string]any{"resource_id": e.vmss.ID}
-	for k, v := range base {
-		ridBody[k] = v
-	}
-	ridBody["jwt"] = e.podToken(t)
-	if _, err := e.h.do(logical.UpdateOperation, "login", ridBody); err != nil {
+// TestCloudResourceIDLogin logs in naming the scale set by resource_id,
+// which makes the method discover the api-version from the provider
+// (GET /subscriptions/{sub}/providers/Microsoft.Compute) as Vault does.
+func TestCloudResourceIDLogin(t *testing.T) {
+	t.Parallel()
+	e := newTutorialEnv(t, viaSecret, nil)
+	c := e.cloud
+	body := map[string]any{"role": "aks-role", "jwt": e.podToken(t), "subscription_id": c.SubscriptionID,
+		"resource_group_name": e.rg, "resource_id": e.vmss.ID}
+	if _, err := e.h.do(logical.UpdateOperation, "login", body); err != nil {
 		t.Fatalf("resource_id login: %v", err)
 	}
-	ridBody["resource_group_name"] = "other"
-	if _, err := e.h.do(logical.UpdateOperation, "login", ridBody); !errors.Is(err, azure.ErrNotAuthorized) {
+	body["resource_group_name"] = "other"
+	if _, err := e.h.do(logical.UpdateOperation, "login", body); !errors.Is(err, azure.ErrNotAuthorized) {
 		t.Fatalf("resource_id outside the login's resource group: err = %v", err)
+	}
+	body["resource_group_name"] = e.rg
+	body["subscription_id"] = "00000000-0000-4000-8000-000000000000"
+	e.h.mustDo(logical.UpdateOperation, "role/aks-role", map[string]any{"bound_subscription_ids": body["subscription_id"]})
+	if _, err := e.h.do(logical.UpdateOperation, "login", body); !errors.Is(err, azure.ErrNotAuthorized) {
+		t.Fatalf("resource_id outside the login's subscription: err = %v", err)
+	}
+	// The pod identity is not on the VM.
+	vm := c.CreateVM(t, e.rg, "plain-vm")
+	body["subscription_id"] = c.SubscriptionID
+	body["resource_id"] = vm.ID
+	e.h.mustDo(logical.UpdateOperation, "role/aks-role", e.role())
+	if _, err := e.h.do(logical.UpdateOperation, "login", body); !errors.Is(err, azure.ErrNotAuthorized) {
+		t.Fatalf("resource_id of a resource without the identity: err = %v", err)
 	}
 }
 
