@@ -302,7 +302,11 @@ func xmsID(id string) string {
 	if err != nil || r.Group == "" {
 		return id
 	}
-	return "/subscriptions/" + r.Sub + "/resourcegroups/" + r.Group + strings.TrimPrefix(id, groupID(r.Sub, r.Group))
+	gid := groupID(r.Sub, r.Group)
+	if len(id) < len(gid) || !strings.EqualFold(id[:len(gid)], gid) {
+		return id
+	}
+	return "/subscriptions/" + r.Sub + "/resourcegroups/" + r.Group + id[len(gid):]
 }
 
 // serveInstance answers /metadata/instance[/path] with version-gated
