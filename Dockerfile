@@ -11,8 +11,8 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/keyward ./cmd/keyw
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends iptables ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 100 --home-dir /keyward --shell /usr/sbin/nologin keyward \
-    && mkdir -p /keyward/data /keyward/config && chown -R keyward /keyward
+    && (getent passwd 100 >/dev/null || useradd --system --uid 100 --home-dir /keyward --shell /usr/sbin/nologin keyward) \
+    && mkdir -p /keyward/data /keyward/config && chown -R 100 /keyward
 COPY --from=build /out/keyward /usr/local/bin/keyward
 USER 100
 ENTRYPOINT ["keyward"]
