@@ -92,7 +92,8 @@ func (t *IPTables) Install(ctx context.Context) error {
 	if port == "" {
 		port = "80"
 	}
-	dnat := []string{"-p", "tcp", "-d", ip + "/32", "--dport", port}
+	// Like NMI, traffic from the node's own loopback is never redirected.
+	dnat := []string{"-p", "tcp", "!", "-s", "127.0.0.1/32", "-d", ip + "/32", "--dport", port}
 	if t.InInterface != "" {
 		dnat = append(dnat, "-i", t.InInterface)
 	}
@@ -134,7 +135,7 @@ func (t *IPTables) chainIntact(ctx context.Context, chain string, dnat []string)
 	if err != nil || len(strings.Split(strings.TrimSpace(out), "\n")) != 3 {
 		return false
 	}
-	if _, err := t.run(ctx, append([]string{"-t", "nat", "-C", chain}, dnat...)...); err != nil {
+	if _, err = t.run(ctx, append([]string{"-t", "nat", "-C", chain}, dnat...)...); err != nil {
 		return false
 	}
 	_, err = t.run(ctx, "-t", "nat", "-C", chain, "-j", "RETURN")

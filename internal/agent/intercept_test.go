@@ -114,8 +114,8 @@ func TestIPTablesInterception(t *testing.T) {
 	// Someone flushes the chain: the agent rebuilds it.
 	run(t, "iptables", "-w", "-t", "nat", "-F", chain)
 	waitFor(t, func() bool {
-		out, err := exec.Command("iptables", "-w", "-t", "nat", "-S", chain).Output()
-		return err == nil && strings.Contains(string(out), "DNAT") && strings.Contains(string(out), "RETURN")
+		out, sErr := exec.Command("iptables", "-w", "-t", "nat", "-S", chain).Output()
+		return sErr == nil && strings.Contains(string(out), "DNAT") && strings.Contains(string(out), "RETURN")
 	})
 	body := run(t, "ip", "netns", "exec", nsName, "curl", "-sS", "--max-time", "10", "-H", "Metadata: true",
 		"http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net")

@@ -36,10 +36,10 @@ func identityAgentCommand() *Command {
 
 // agentFlags are the parsed flags of `identity agent`.
 type agentFlags struct {
-	node, listen, probe, metadataIP, metadataPort, upstream string
-	mode, kubeconfig, localRegistry, caFile, logLevel       string
-	forceNamespaced, allowHostNetwork, intercept            bool
-	pendingWait, retryAfter, iptRefresh                     time.Duration
+	node, listen, probe, metadataIP, metadataPort, upstream, interceptIface string
+	mode, kubeconfig, localRegistry, caFile, logLevel                       string
+	forceNamespaced, allowHostNetwork, intercept                            bool
+	pendingWait, retryAfter, iptRefresh                                     time.Duration
 }
 
 func parseAgentFlags(env *Env, args []string) (*agentFlags, error) {
@@ -55,6 +55,7 @@ func parseAgentFlags(env *Env, args []string) (*agentFlags, error) {
 	fs.BoolVar(&f.forceNamespaced, "forceNamespaced", strings.EqualFold(env.Getenv("FORCENAMESPACED"), "true"), "Pods may only use identities of their own namespace (default $FORCENAMESPACED).")
 	fs.StringVar(&f.mode, "operation-mode", string(agent.ModeStandard), "standard (assignments written by the identity controller) or managed (identities pre-assigned to the node).")
 	fs.BoolVar(&f.allowHostNetwork, "allow-host-network", false, "Serve host-network pods (they share the node's address; off by default).")
+	fs.StringVar(&f.interceptIface, "intercept-interface", "", "Limit --intercept to traffic entering on this interface (e.g. a pod bridge); default all interfaces.")
 	fs.BoolVar(&f.intercept, "intercept", false, "Install iptables DNAT of metadata-ip:metadata-port to the listen address (needs root); default is listener mode.")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", env.Getenv("KUBECONFIG"), "Kubeconfig file (default $KUBECONFIG, else in-cluster configuration).")
 	fs.StringVar(&f.localRegistry, "local-registry", "", "YAML/JSON file of local pods, identities and bindings to use instead of Kubernetes.")
@@ -152,7 +153,7 @@ func runIdentityAgent(ctx context.Context, env *Env, args []string) int {
 		if host, port, serr := net.SplitHostPort(f.listen); serr == nil && (host == "" || net.ParseIP(host).IsUnspecified()) {
 			target = net.JoinHostPort("127.0.0.1", port)
 		}
-		cfg.Interceptor = &agent.IPTables{MetadataIP: f.metadataIP, MetadataPort: f.metadataPort, Target: target}
+		cfg.Interceptor = &agent.IPTables{MetadataIP: f.metadataIP, MetadataPort: f.metadataPort, Target: target, InInterface: f.interceptIface}
 		cfg.InterceptRefresh = f.iptRefresh
 	}
 	a, err := agent.New(cfg)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -73,6 +74,19 @@ type targets struct {
 	events    recorder.EventRecorder
 	immutable map[string]bool // normalized client IDs
 	resync    time.Duration
+
+	mu   sync.Mutex
+	memo map[string]map[types.UID]written // guarded by mu; by target key
+}
+
+// written remembers the last write to an assignment: the resourceVersion
+// it was based on and a digest of what it set. While the cache still shows
+// that base version, the same write is not sent again (the cache lags the
+// API server; without this every reconcile rewrote every pending
+// assignment).
+type written struct {
+	baseRV string
+	digest string
 }
 
 func (r *targets) setup(mgr ctrl.Manager, workers int) error {
@@ -137,7 +151,7 @@ func (r *targets) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		r.metrics.cycleTime.Observe(time.Since(start).Seconds())
 	}()
 	if name, ok := strings.CutPrefix(req.Name, nodeKeyPrefix); ok {
-		return r.reconcileNode(ctx, name)
+		return r.reconcileNode(ctx, req, name)
 	}
 	t, err := targetFromResourceID(req.Name)
 	if err != nil {
@@ -158,7 +172,7 @@ func (r *targets) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		}
 	}
 
-	w := &writer{r: r}
+	w := r.newWriter(req.Name, all)
 	ids := map[string]*idState{}
 	for _, a := range all {
 		ref := a.Spec.AzureIdentityRef
@@ -292,7 +306,7 @@ func (r *targets) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 // reconcileNode handles the assignments of a node that is gone or has no
 // Azure providerID: nothing can be assigned, and deleted assignments are
 // released without ARM (as MIC does for deleted nodes).
-func (r *targets) reconcileNode(ctx context.Context, name string) (reconcile.Result, error) {
+func (r *targets) reconcileNode(ctx context.Context, req reconcile.Request, name string) (reconcile.Result, error) {
 	node := &corev1.Node{}
 	reason, msg := ReasonNodeNotFound, "node "+name+" not found"
 	if err := r.c.Get(ctx, types.NamespacedName{Name: name}, node); err == nil {
@@ -307,7 +321,11 @@ func (r *targets) reconcileNode(ctx context.Context, name string) (reconcile.Res
 	if err := r.c.List(ctx, &l, client.MatchingFields{idxAssignedNode: name}); err != nil {
 		return reconcile.Result{}, err
 	}
-	w := &writer{r: r}
+	all := make([]*aadv1.AzureAssignedIdentity, len(l.Items))
+	for i := range l.Items {
+		all[i] = &l.Items[i]
+	}
+	w := r.newWriter(req.Name, all)
 	for i := range l.Items {
 		a := &l.Items[i]
 		ref := a.Spec.AzureIdentityRef
@@ -405,9 +423,33 @@ func (r *targets) apply(ctx context.Context, t Target, cur IdentitySet, add, rem
 	return failed, nil
 }
 
+// newWriter returns a writer for one reconcile of key, whose assignments
+// are all; it drops memo entries of assignments no longer listed.
+func (r *targets) newWriter(key string, all []*aadv1.AzureAssignedIdentity) *writer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.memo == nil {
+		r.memo = map[string]map[types.UID]written{}
+	}
+	old := r.memo[key]
+	m := map[types.UID]written{}
+	for _, a := range all {
+		if e, ok := old[a.UID]; ok && e.baseRV == a.ResourceVersion {
+			m[a.UID] = e
+		}
+	}
+	if len(m) == 0 {
+		delete(r.memo, key)
+	} else {
+		r.memo[key] = m
+	}
+	return &writer{r: r, key: key}
+}
+
 // writer collects assignment writes and performs them in parallel.
 type writer struct {
 	r   *targets
+	key string
 	ops []func(ctx context.Context) error
 }
 
@@ -434,14 +476,54 @@ func (w *writer) flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// update patches a with mutate applied, if mutate changed anything.
-func (w *writer) update(a *aadv1.AzureAssignedIdentity, mutate func(a *aadv1.AzureAssignedIdentity) bool) {
+// already reports whether the same write was already made from the
+// version of a the cache still shows.
+func (w *writer) already(a *aadv1.AzureAssignedIdentity, digest string) bool {
+	w.r.mu.Lock()
+	defer w.r.mu.Unlock()
+	e, ok := w.r.memo[w.key][a.UID]
+	return ok && e.baseRV == a.ResourceVersion && e.digest == digest
+}
+
+func (w *writer) remember(a *aadv1.AzureAssignedIdentity, digest string) {
+	w.r.mu.Lock()
+	defer w.r.mu.Unlock()
+	m := w.r.memo[w.key]
+	if m == nil {
+		m = map[types.UID]written{}
+		w.r.memo[w.key] = m
+	}
+	m[a.UID] = written{baseRV: a.ResourceVersion, digest: digest}
+}
+
+func digest(a *aadv1.AzureAssignedIdentity) string {
+	d := a.Status.Status + "|" + a.Annotations[OwnedAnnotation] + "|" + strings.Join(a.Finalizers, ",")
+	for _, c := range a.Status.Conditions {
+		d += "|" + c.Type + "=" + string(c.Status) + "/" + c.Reason + "/" + c.Message
+	}
+	return d
+}
+
+// update patches a with mutate applied, if mutate changed anything and the
+// same change was not already sent from this version.
+func (w *writer) update(a *aadv1.AzureAssignedIdentity, mutate func(a *aadv1.AzureAssignedIdentity) bool, onDone func()) {
 	n := a.DeepCopy()
 	if !mutate(n) {
 		return
 	}
+	d := digest(n)
+	if w.already(a, d) {
+		return
+	}
 	w.add(func(ctx context.Context) error {
-		return w.r.c.Patch(ctx, n, client.MergeFrom(a))
+		err := w.r.c.Patch(ctx, n, client.MergeFrom(a))
+		if err == nil {
+			w.remember(a, d)
+			if onDone != nil {
+				onDone()
+			}
+		}
+		return err
 	})
 }
 
@@ -463,7 +545,7 @@ func (w *writer) own(a *aadv1.AzureAssignedIdentity) {
 		}
 		n.Annotations[OwnedAnnotation] = "true"
 		return true
-	})
+	}, nil)
 }
 
 // assigned moves a to Assigned (and marks it owned if owned).
@@ -490,12 +572,14 @@ func (w *writer) assigned(a *aadv1.AzureAssignedIdentity, owned bool) {
 			changed = true
 		}
 		return changed
-	})
-	if !wasAssigned {
+	}, func() {
+		if wasAssigned {
+			return
+		}
 		w.r.metrics.additionTime.Observe(w.r.clock.Since(a.CreationTimestamp.Time).Seconds())
 		w.event(a, corev1.EventTypeNormal, EventBindingApplied, "Assign",
 			"Binding %s applied on node %s for pod %s", bindingName(a), a.Spec.NodeName, a.Name)
-	}
+	})
 }
 
 // pending leaves a in Created with a reason.
@@ -507,16 +591,11 @@ func (w *writer) pending(a *aadv1.AzureAssignedIdentity, reason, msg string) {
 			changed = true
 		}
 		return changed
-	})
+	}, nil)
 }
 
 // failed records that ARM refused a's identity.
 func (w *writer) failed(a *aadv1.AzureAssignedIdentity, err error) {
-	c := meta.FindStatusCondition(a.Status.Conditions, ConditionAssigned)
-	if c == nil || c.Reason != ReasonAssignmentFailed {
-		w.event(a, corev1.EventTypeWarning, EventBindingApplyError, "Assign",
-			"Applying binding %s on node %s for pod %s failed: %v", bindingName(a), a.Spec.NodeName, a.Name, err)
-	}
 	w.update(a, func(n *aadv1.AzureAssignedIdentity) bool {
 		changed := w.setCondition(n, metav1.ConditionFalse, ReasonAssignmentFailed, conditionMessage(err))
 		if n.Status.Status != aadv1.AssignedIDCreated {
@@ -524,6 +603,9 @@ func (w *writer) failed(a *aadv1.AzureAssignedIdentity, err error) {
 			changed = true
 		}
 		return changed
+	}, func() {
+		w.event(a, corev1.EventTypeWarning, EventBindingApplyError, "Assign",
+			"Applying binding %s on node %s for pod %s failed: %v", bindingName(a), a.Spec.NodeName, a.Name, err)
 	})
 }
 
@@ -541,9 +623,14 @@ func (w *writer) release(a *aadv1.AzureAssignedIdentity) {
 	}
 	n := a.DeepCopy()
 	controllerutil.RemoveFinalizer(n, aadv1.AssignedIDFinalizer)
+	d := digest(n)
+	if w.already(a, d) {
+		return
+	}
 	w.add(func(ctx context.Context) error {
 		err := w.r.c.Patch(ctx, n, client.MergeFromWithOptions(a, client.MergeFromWithOptimisticLock{}))
 		if err == nil {
+			w.remember(a, d)
 			w.r.metrics.deletions.Inc()
 			if a.DeletionTimestamp != nil {
 				w.r.metrics.deletionTime.Observe(w.r.clock.Since(a.DeletionTimestamp.Time).Seconds())

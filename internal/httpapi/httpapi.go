@@ -296,7 +296,7 @@ type authBody struct {
 
 func (h *handler) respond(w http.ResponseWriter, r *http.Request, req *logical.Request, resp *logical.Response) {
 	if resp == nil {
-		if req.Operation == logical.ReadOperation || req.Operation == logical.ListOperation || req.Operation == logical.PatchOperation {
+		if req.Operation == logical.ReadOperation || req.Operation == logical.ListOperation {
 			writeJSON(w, http.StatusNotFound, map[string]any{"errors": []string{}})
 			return
 		}
