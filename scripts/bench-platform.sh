@@ -27,6 +27,9 @@ grep -q "Press Ctrl-C" "$work/dev.out" || { cat "$work/dev.out"; exit 1; }
 agent=$(awk '/export AZURE_POD_IDENTITY_AUTHORITY_HOST=/ {sub(/.*=/,""); print}' "$work/dev.out")
 vault=$(awk '/export VAULT_ADDR=/ {sub(/.*=/,""); print}' "$work/dev.out")
 imds=$(awk '/node IMDS/ {print $3}' "$work/dev.out")
+clouddir=$(awk '/export KEYWARD_CLOUD_DIR=/ {sub(/.*=/,""); print}' "$work/dev.out")
+# The node has two identities (demo and vault): IMDS needs a client_id.
+demo_client=$(KEYWARD_CLOUD_DIR="$clouddir" "$work/keyward" cloud identity show -g MC_aks-demo-rg_demo-cluster_canadacentral -n demo --query clientId -otsv)
 
 tokurl="/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F"
 metadata=$(curl -s --interface 127.0.0.2 -H Metadata:true "$agent/metadata/instance?api-version=2017-08-01")
@@ -46,7 +49,7 @@ run() { # name, target-file, [extra vegeta flags]
 }
 printf 'POST %s/v1/auth/azure/login\n@%s\n' "$vault" "$work/login.json" > "$work/t-login"
 printf 'GET %s%s\nMetadata: true\n' "$agent" "$tokurl" > "$work/t-agent"
-printf 'GET %s%s\nMetadata: true\n' "$imds" "$tokurl" > "$work/t-imds"
+printf 'GET %s%s&client_id=%s\nMetadata: true\n' "$imds" "$tokurl" "$demo_client" > "$work/t-imds"
 
 echo "| endpoint | req/s | p50 | p99 | success |"
 echo "|---|---|---|---|---|"
