@@ -218,10 +218,8 @@ func (h *handler) sysLeader(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w)
 		return
 	}
-	if h.core.Sealed() {
-		h.writeError(w, r, core.ErrSealed)
-		return
-	}
+	// Storage here is single-node: like Vault without HA, the answer does
+	// not depend on the seal.
 	writeJSON(w, http.StatusOK, map[string]any{
 		"ha_enabled":                          false,
 		"is_self":                             false,
