@@ -133,30 +133,70 @@ func (m *kvMeta) resolve(ctx context.Context, client *api.Client, arg string) (k
 	return t, true
 }
 
+// connect builds the client and resolves the secret path arg. When
+// v2Feature is not "", the mount must be KV v2: on v1 it reports
+// "<v2Feature> not supported on KV Version 1". ok is false when the caller
+// must return code; the problem is already reported.
+func (m *kvMeta) connect(ctx context.Context, arg, v2Feature string) (client *api.Client, t kvTarget, code int, ok bool) {
+	if client, ok = m.client(); !ok {
+		return nil, t, exitRemote, false
+	}
+	if t, ok = m.resolve(ctx, client, arg); !ok {
+		return nil, t, exitRemote, false
+	}
+	if v2Feature != "" && !t.v2 {
+		m.errorf("%s not supported on KV Version 1", v2Feature)
+		return nil, t, exitLocal, false
+	}
+	return client, t, exitOK, true
+}
+
+// open is the opening of the kv commands that take exactly one secret
+// path: parse args, then connect (see there for v2Feature).
+func (m *kvMeta) open(ctx context.Context, args []string, v2Feature string) (*api.Client, kvTarget, int, bool) {
+	rest, code, ok := m.parseArgs(args, 1, 1)
+	if !ok {
+		return nil, kvTarget{}, code, false
+	}
+	return m.connect(ctx, rest[0], v2Feature)
+}
+
+// needData checks that a secret path and K=V data follow the flags of
+// put and patch, and reports what is missing.
+func (m *kvMeta) needData(rest []string) bool {
+	switch {
+	case len(rest) < 1:
+		m.errorf("Not enough arguments (expected >1, got %d)", len(rest))
+		return false
+	case len(rest) == 1:
+		m.errorf("Must supply data")
+		return false
+	}
+	return true
+}
+
+// casOptions returns the options of a v2 data write: "cas" when the -cas
+// flag is set (> -1).
+func casOptions(cas int) map[string]any {
+	opts := map[string]any{}
+	if cas > -1 {
+		opts["cas"] = cas
+	}
+	return opts
+}
+
 // versionsFlag collects -versions values ("1,2" or repeated).
 func versionsFlag(f stringSliceFlag) []string { return []string(f) }
 
 // printKVWrite prints the outcome of a v2 data write (put, patch, rollback).
 func (m *kvMeta) printKVWrite(fullPath string, secret *api.Secret) int {
-	if secret == nil {
-		if m.tableFormat() {
-			m.output("Success! Data written to: " + fullPath)
-		}
-		return exitOK
+	if secret == nil || m.field != "" || (secret.WrapInfo != nil && secret.WrapInfo.TTL != 0) || !m.tableFormat() {
+		return m.printWritten(fullPath, secret)
 	}
-	if m.field != "" {
-		return m.printField(secret, m.field)
-	}
-	if secret.WrapInfo != nil && secret.WrapInfo.TTL != 0 {
-		return m.outputSecret(secret)
-	}
-	if m.tableFormat() {
-		m.printWarnings(secret)
-		m.outputPath(fullPath, "Secret Path")
-		m.output(headerForMap("Metadata", secret.Data))
-		return m.outputData(secret.Data)
-	}
-	return m.outputSecret(secret)
+	m.printWarnings(secret)
+	m.outputPath(fullPath, "Secret Path")
+	m.output(headerForMap("Metadata", secret.Data))
+	return m.outputData(secret.Data)
 }
 
 func runKVPut(ctx context.Context, env *Env, args []string) int {
@@ -168,43 +208,25 @@ func runKVPut(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	switch {
-	case len(rest) < 1:
-		m.errorf("Not enough arguments (expected >1, got %d)", len(rest))
-		return exitLocal
-	case len(rest) == 1:
-		m.errorf("Must supply data")
+	if !m.needData(rest) {
 		return exitLocal
 	}
-	data, err := parseArgsData(env.Stdin, rest[1:])
-	if err != nil {
-		m.errorf("Failed to parse K=V data: %s", err)
-		return exitLocal
-	}
-	client, ok := m.client()
+	data, ok := m.argsData(rest[1:])
 	if !ok {
-		return exitRemote
+		return exitLocal
 	}
-	t, ok := m.resolve(ctx, client, rest[0])
+	client, t, code, ok := m.connect(ctx, rest[0], "")
 	if !ok {
-		return exitRemote
+		return code
 	}
 	fullPath := t.api("data")
 	body := data
 	if t.v2 {
-		opts := map[string]any{}
-		if cas > -1 {
-			opts["cas"] = cas
-		}
-		body = map[string]any{"data": data, "options": opts}
+		body = map[string]any{"data": data, "options": casOptions(cas)}
 	}
 	secret, err := client.Logical().WriteWithContext(ctx, fullPath, body)
 	if err != nil {
-		m.errorf("Error writing data to %s: %s", fullPath, err)
-		if secret != nil {
-			m.outputSecret(secret)
-		}
-		return exitRemote
+		return m.remoteErrorf(secret, "Error writing data to %s: %s", fullPath, err)
 	}
 	return m.printKVWrite(fullPath, secret)
 }
@@ -214,33 +236,17 @@ func runKVGet(ctx context.Context, env *Env, args []string) int {
 	m.addFieldFlag()
 	var version int
 	m.fs.IntVar(&version, "version", 0, "Version to read; the latest when 0.")
-	rest, code, ok := m.parse(args)
+	client, t, code, ok := m.open(ctx, args, "")
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
-	}
-	t, ok := m.resolve(ctx, client, rest[0])
-	if !ok {
-		return exitRemote
 	}
 	fullPath := t.api("data")
 	var query map[string][]string
 	if t.v2 && version > 0 {
 		query = map[string][]string{"version": {strconv.Itoa(version)}}
 	}
-	secret, err := client.Logical().ReadWithDataWithContext(ctx, fullPath, query)
-	if err != nil {
-		m.errorf("Error reading %s: %s", fullPath, err)
-		return exitRemote
-	}
-	if secret == nil {
-		m.errorf("No value found at %s", fullPath)
+	secret, ok := m.readSecret(ctx, client, fullPath, query)
+	if !ok {
 		return exitRemote
 	}
 	if m.field != "" {
@@ -299,13 +305,9 @@ func runKVList(ctx context.Context, env *Env, args []string) int {
 	if len(rest) == 1 {
 		arg = rest[0]
 	}
-	client, ok := m.client()
+	client, t, code, ok := m.connect(ctx, arg, "")
 	if !ok {
-		return exitRemote
-	}
-	t, ok := m.resolve(ctx, client, arg)
-	if !ok {
-		return exitRemote
+		return code
 	}
 	fullPath := ensureTrailingSlash(t.api("metadata"))
 	secret, err := client.Logical().ListWithContext(ctx, fullPath)
@@ -320,20 +322,9 @@ func runKVDelete(ctx context.Context, env *Env, args []string) int {
 	m := newKVMeta(env, "kv delete")
 	var versions stringSliceFlag
 	m.fs.Var(&versions, "versions", "Versions to delete (v2); the latest when empty.")
-	rest, code, ok := m.parse(args)
+	client, t, code, ok := m.open(ctx, args, "")
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
-	}
-	t, ok := m.resolve(ctx, client, rest[0])
-	if !ok {
-		return exitRemote
 	}
 	var fullPath string
 	var secret *api.Secret
@@ -347,16 +338,9 @@ func runKVDelete(ctx context.Context, env *Env, args []string) int {
 		secret, err = client.Logical().DeleteWithContext(ctx, fullPath)
 	}
 	if err != nil {
-		m.errorf("Error deleting %s: %s", fullPath, err)
-		if secret != nil {
-			m.outputSecret(secret)
-		}
-		return exitRemote
+		return m.remoteErrorf(secret, "Error deleting %s: %s", fullPath, err)
 	}
-	if m.tableFormat() {
-		m.output("Success! Data deleted (if it existed) at: " + fullPath)
-	}
-	return exitOK
+	return m.printDeleted(fullPath)
 }
 
 // runKVVersionsOp implements undelete and destroy: POST <prefix>/<path>
@@ -376,34 +360,11 @@ func runKVVersionsOp(ctx context.Context, env *Env, args []string, name, prefix,
 	if !m.argCount(rest, 1, 1) {
 		return exitLocal
 	}
-	client, ok := m.client()
+	client, t, code, ok := m.connect(ctx, rest[0], verb)
 	if !ok {
-		return exitRemote
+		return code
 	}
-	t, ok := m.resolve(ctx, client, rest[0])
-	if !ok {
-		return exitRemote
-	}
-	if !t.v2 {
-		m.errorf("%s not supported on KV Version 1", verb)
-		return exitLocal
-	}
-	fullPath := t.api(prefix)
-	secret, err := client.Logical().WriteWithContext(ctx, fullPath, map[string]any{"versions": versionsFlag(versions)})
-	if err != nil {
-		m.errorf("Error writing data to %s: %s", fullPath, err)
-		if secret != nil {
-			m.outputSecret(secret)
-		}
-		return exitRemote
-	}
-	if secret == nil {
-		if m.tableFormat() {
-			m.output("Success! Data written to: " + fullPath)
-		}
-		return exitOK
-	}
-	return m.outputSecret(secret)
+	return m.write(ctx, client, t.api(prefix), map[string]any{"versions": versionsFlag(versions)})
 }
 
 func runKVUndelete(ctx context.Context, env *Env, args []string) int {
@@ -425,30 +386,20 @@ func runKVPatch(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	switch {
-	case len(rest) < 1:
-		m.errorf("Not enough arguments (expected >1, got %d)", len(rest))
-		return exitLocal
-	case len(rest) == 1:
-		m.errorf("Must supply data")
+	if !m.needData(rest) {
 		return exitLocal
 	}
 	if method != "" && method != "patch" && method != "rw" {
 		m.errorf("Unsupported method provided to -method flag: %s", method)
 		return exitLocal
 	}
-	data, err := parseArgsData(env.Stdin, rest[1:])
-	if err != nil {
-		m.errorf("Failed to parse K=V data: %s", err)
+	data, ok := m.argsData(rest[1:])
+	if !ok {
 		return exitLocal
 	}
-	client, ok := m.client()
+	client, t, code, ok := m.connect(ctx, rest[0], "")
 	if !ok {
-		return exitRemote
-	}
-	t, ok := m.resolve(ctx, client, rest[0])
-	if !ok {
-		return exitRemote
+		return code
 	}
 	if !t.v2 {
 		m.errorf("K/V engine mount must be version 2 for patch support")
@@ -458,11 +409,7 @@ func runKVPatch(ctx context.Context, env *Env, args []string) int {
 	if method == "rw" {
 		return m.patchReadWrite(ctx, client, fullPath, data, cas)
 	}
-	opts := map[string]any{}
-	if cas > -1 {
-		opts["cas"] = cas
-	}
-	secret, err := client.Logical().JSONMergePatch(ctx, fullPath, map[string]any{"data": data, "options": opts})
+	secret, err := client.Logical().JSONMergePatch(ctx, fullPath, map[string]any{"data": data, "options": casOptions(cas)})
 	if err != nil {
 		switch responseStatus(err) {
 		case http.StatusMethodNotAllowed:
@@ -535,37 +482,21 @@ func runKVRollback(ctx context.Context, env *Env, args []string) int {
 	m := newKVMeta(env, "kv rollback")
 	var version optionalInt
 	m.fs.Var(&version, "version", "Version to roll back to; required.")
-	rest, code, ok := m.parse(args)
+	rest, code, ok := m.parseArgs(args, 1, 1)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
 	}
 	if !version.set || version.v <= 0 {
 		m.errorf("Must specify a positive -version to roll back to")
 		return exitLocal
 	}
-	client, ok := m.client()
+	client, t, code, ok := m.connect(ctx, rest[0], "Rollback")
 	if !ok {
-		return exitRemote
-	}
-	t, ok := m.resolve(ctx, client, rest[0])
-	if !ok {
-		return exitRemote
-	}
-	if !t.v2 {
-		m.errorf("Rollback not supported on KV Version 1")
-		return exitLocal
+		return code
 	}
 	metaPath := t.api("metadata")
-	meta, err := client.Logical().ReadWithContext(ctx, metaPath)
-	if err != nil {
-		m.errorf("Error reading %s: %s", metaPath, err)
-		return exitRemote
-	}
-	if meta == nil {
-		m.errorf("No value found at %s", metaPath)
+	meta, ok := m.readSecret(ctx, client, metaPath, nil)
+	if !ok {
 		return exitRemote
 	}
 	current, err := jsonInt(meta.Data["current_version"])
@@ -615,16 +546,9 @@ func runKVRollback(ctx context.Context, env *Env, args []string) int {
 
 func runKVEnableVersioning(ctx context.Context, env *Env, args []string) int {
 	m := newVaultMeta(env, "kv enable-versioning")
-	rest, code, ok := m.parse(args)
+	rest, client, code, ok := m.start(args, 1, 1)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
 	}
 	p := sanitizePath(rest[0])
 	opts := map[string]string{"version": "2"}
@@ -634,33 +558,13 @@ func runKVEnableVersioning(ctx context.Context, env *Env, args []string) int {
 func runKVMetadataGet(ctx context.Context, env *Env, args []string) int {
 	m := newKVMeta(env, "kv metadata get")
 	m.addFieldFlag()
-	rest, code, ok := m.parse(args)
+	client, t, code, ok := m.open(ctx, args, "Metadata")
 	if !ok {
 		return code
 	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
-	}
-	t, ok := m.resolve(ctx, client, rest[0])
-	if !ok {
-		return exitRemote
-	}
-	if !t.v2 {
-		m.errorf("Metadata not supported on KV Version 1")
-		return exitLocal
-	}
 	fullPath := t.api("metadata")
-	secret, err := client.Logical().ReadWithContext(ctx, fullPath)
-	if err != nil {
-		m.errorf("Error reading %s: %s", fullPath, err)
-		return exitRemote
-	}
-	if secret == nil {
-		m.errorf("No value found at %s", fullPath)
+	secret, ok := m.readSecret(ctx, client, fullPath, nil)
+	if !ok {
 		return exitRemote
 	}
 	if m.field != "" {
@@ -707,24 +611,9 @@ func runKVMetadataPut(ctx context.Context, env *Env, args []string) int {
 	m.fs.Var(&casRequired, "cas-required", "Require check-and-set on writes.")
 	m.fs.Var(&deleteAfter, "delete-version-after", "Delete versions after this long.")
 	m.fs.Var(custom, "custom-metadata", "Key=value custom metadata; repeatable.")
-	rest, code, ok := m.parse(args)
+	client, t, code, ok := m.open(ctx, args, "Metadata")
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
-	}
-	t, ok := m.resolve(ctx, client, rest[0])
-	if !ok {
-		return exitRemote
-	}
-	if !t.v2 {
-		m.errorf("Metadata not supported on KV Version 1")
-		return exitLocal
 	}
 	fullPath := t.api("metadata")
 	data := map[string]any{}
@@ -740,51 +629,19 @@ func runKVMetadataPut(ctx context.Context, env *Env, args []string) int {
 	if len(custom) > 0 {
 		data["custom_metadata"] = map[string]string(custom)
 	}
-	secret, err := client.Logical().WriteWithContext(ctx, fullPath, data)
-	if err != nil {
-		m.errorf("Error writing data to %s: %s", fullPath, err)
-		if secret != nil {
-			m.outputSecret(secret)
-		}
-		return exitRemote
-	}
-	if secret == nil {
-		if m.tableFormat() {
-			m.output("Success! Data written to: " + fullPath)
-		}
-		return exitOK
-	}
-	return m.outputSecret(secret)
+	return m.write(ctx, client, fullPath, data)
 }
 
 func runKVMetadataDelete(ctx context.Context, env *Env, args []string) int {
 	m := newKVMeta(env, "kv metadata delete")
-	rest, code, ok := m.parse(args)
+	client, t, code, ok := m.open(ctx, args, "Metadata")
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
-	}
-	t, ok := m.resolve(ctx, client, rest[0])
-	if !ok {
-		return exitRemote
-	}
-	if !t.v2 {
-		m.errorf("Metadata not supported on KV Version 1")
-		return exitLocal
 	}
 	fullPath := t.api("metadata")
 	if _, err := client.Logical().DeleteWithContext(ctx, fullPath); err != nil {
 		m.errorf("Error deleting %s: %s", fullPath, err)
 		return exitRemote
 	}
-	if m.tableFormat() {
-		m.output("Success! Data deleted (if it existed) at: " + fullPath)
-	}
-	return exitOK
+	return m.printDeleted(fullPath)
 }

@@ -217,6 +217,63 @@ func (m *vaultMeta) argCount(args []string, min, max int) bool {
 	return true
 }
 
+// parseArgs parses args and checks that between minArgs and maxArgs
+// positional arguments remain (maxArgs < 0: no upper bound). ok is false
+// when the caller must return code; the problem is already reported.
+func (m *vaultMeta) parseArgs(args []string, minArgs, maxArgs int) (rest []string, code int, ok bool) {
+	rest, code, ok = m.parse(args)
+	if !ok {
+		return nil, code, false
+	}
+	if !m.argCount(rest, minArgs, maxArgs) {
+		return nil, exitLocal, false
+	}
+	return rest, exitOK, true
+}
+
+// start is parseArgs followed by client, the opening of a command with
+// nothing to check in between. ok is false when the caller must return
+// code (exitRemote when the client cannot be built).
+func (m *vaultMeta) start(args []string, minArgs, maxArgs int) (rest []string, client *api.Client, code int, ok bool) {
+	rest, code, ok = m.parseArgs(args, minArgs, maxArgs)
+	if !ok {
+		return nil, nil, code, false
+	}
+	if client, ok = m.client(); !ok {
+		return nil, nil, exitRemote, false
+	}
+	return rest, client, exitOK, true
+}
+
+// argsData parses K=V arguments (and "-" for stdin) into request data; it
+// reports a bad argument and returns false.
+func (m *vaultMeta) argsData(args []string) (map[string]any, bool) {
+	data, err := parseArgsData(m.env.Stdin, args)
+	if err != nil {
+		m.errorf("Failed to parse K=V data: %s", err)
+		return nil, false
+	}
+	return data, true
+}
+
+// argsQuery parses K=V arguments into query parameters (nil when there
+// are none); it reports a bad argument and returns false.
+func (m *vaultMeta) argsQuery(args []string) (map[string][]string, bool) {
+	data, err := parseArgsDataString(m.env.Stdin, args)
+	if err != nil {
+		m.errorf("Failed to parse K=V data: %s", err)
+		return nil, false
+	}
+	if len(data) == 0 {
+		return nil, true
+	}
+	query := make(map[string][]string, len(data))
+	for k, v := range data {
+		query[k] = []string{v}
+	}
+	return query, true
+}
+
 // client builds the API client from the flags and the environment: address
 // (-address, VAULT_ADDR), TLS (-ca-cert, VAULT_CACERT, -tls-skip-verify,
 // VAULT_SKIP_VERIFY), retries and timeout, and the token (VAULT_TOKEN, else

@@ -88,16 +88,9 @@ func runOperatorInit(ctx context.Context, env *Env, args []string) int {
 	m.fs.IntVar(&threshold, "key-threshold", 3, "Number of key shares required to reconstruct the root key.")
 	m.fs.IntVar(&threshold, "t", 3, "Alias of -key-threshold.")
 	m.fs.BoolVar(&status, "status", false, "Print the initialization status; exit 0 if initialized, 2 if not.")
-	rest, code, ok := m.parse(args)
+	_, client, code, ok := m.start(args, 0, 0)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 0, 0) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
 	}
 	if status {
 		inited, err := client.Sys().InitStatusWithContext(ctx)
@@ -162,16 +155,9 @@ func runOperatorUnseal(ctx context.Context, env *Env, args []string) int {
 	m := newVaultMeta(env, "operator unseal")
 	var reset bool
 	m.fs.BoolVar(&reset, "reset", false, "Discard any previously entered keys to the unseal process.")
-	rest, code, ok := m.parse(args)
+	rest, client, code, ok := m.start(args, 0, 1)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 0, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
 	}
 	if reset {
 		status, err := client.Sys().ResetUnsealProcessWithContext(ctx)
@@ -205,16 +191,9 @@ func runOperatorUnseal(ctx context.Context, env *Env, args []string) int {
 
 func runOperatorSeal(ctx context.Context, env *Env, args []string) int {
 	m := newVaultMeta(env, "operator seal")
-	rest, code, ok := m.parse(args)
+	_, client, code, ok := m.start(args, 0, 0)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 0, 0) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
 	}
 	if err := client.Sys().SealWithContext(ctx); err != nil {
 		m.errorf("Error sealing: %s", err)
@@ -336,12 +315,9 @@ func (m *vaultMeta) outputSealStatus(ctx context.Context, client *api.Client, st
 
 func runStatus(ctx context.Context, env *Env, args []string) int {
 	m := newVaultMeta(env, "status")
-	rest, code, ok := m.parse(args)
+	_, code, ok := m.parseArgs(args, 0, 0)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 0, 0) {
-		return exitLocal
 	}
 	client, ok := m.client()
 	if !ok {
@@ -538,12 +514,9 @@ func runTokenCreate(ctx context.Context, env *Env, args []string) int {
 	m.fs.Var(&renewable, "renewable", "Allow the token to be renewed (default true).")
 	m.fs.Var(&policies, "policy", "Name of a policy to attach; repeatable.")
 	m.fs.Var(metadata, "metadata", "Arbitrary key=value metadata; repeatable.")
-	rest, code, ok := m.parse(args)
+	_, code, ok := m.parseArgs(args, 0, 0)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 0, 0) {
-		return exitLocal
 	}
 	if tokenType == "batch" {
 		renewable.v = false
@@ -641,12 +614,9 @@ func runTokenRenew(ctx context.Context, env *Env, args []string) int {
 	m.fs.Var(&increment, "increment", "Request a specific increment for renewal.")
 	m.fs.Var(&increment, "i", "Alias of -increment.")
 	m.fs.BoolVar(&accessor, "accessor", false, "Treat the argument as an accessor.")
-	rest, code, ok := m.parse(args)
+	rest, code, ok := m.parseArgs(args, 0, 1)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 0, 1) {
-		return exitLocal
 	}
 	if accessor && len(rest) == 0 {
 		m.errorf("Not enough arguments with -accessor (expected 1, got 0)")
@@ -777,16 +747,9 @@ func runPolicyWrite(ctx context.Context, env *Env, args []string) int {
 
 func runPolicyRead(ctx context.Context, env *Env, args []string) int {
 	m := newVaultMeta(env, "policy read")
-	rest, code, ok := m.parse(args)
+	rest, client, code, ok := m.start(args, 1, 1)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
 	}
 	name := strings.ToLower(strings.TrimSpace(rest[0]))
 	rules, err := client.Sys().GetPolicyWithContext(ctx, name)
@@ -807,16 +770,9 @@ func runPolicyRead(ctx context.Context, env *Env, args []string) int {
 
 func runPolicyList(ctx context.Context, env *Env, args []string) int {
 	m := newVaultMeta(env, "policy list")
-	rest, code, ok := m.parse(args)
+	_, client, code, ok := m.start(args, 0, 0)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 0, 0) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
 	}
 	policies, err := client.Sys().ListPoliciesWithContext(ctx)
 	if err != nil {
@@ -834,16 +790,9 @@ func runPolicyList(ctx context.Context, env *Env, args []string) int {
 
 func runPolicyDelete(ctx context.Context, env *Env, args []string) int {
 	m := newVaultMeta(env, "policy delete")
-	rest, code, ok := m.parse(args)
+	rest, client, code, ok := m.start(args, 1, 1)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
 	}
 	name := strings.TrimSpace(rest[0])
 	if err := client.Sys().DeletePolicyWithContext(ctx, name); err != nil {
@@ -897,35 +846,35 @@ func (f *mountFlags) input(typ string) *api.MountInput {
 	return in
 }
 
-func runAuthEnable(ctx context.Context, env *Env, args []string) int {
-	m := newVaultMeta(env, "auth enable")
-	var f mountFlags
-	f.register(m)
-	var tokenType string
-	m.fs.StringVar(&tokenType, "token-type", "", "Type of token issued by the method.")
-	rest, code, ok := m.parse(args)
-	if !ok {
-		return code
-	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
-	}
-	typ := strings.TrimSpace(rest[0])
+// target returns the type of `auth enable TYPE` or `secrets enable TYPE`
+// ("plugin" means -plugin-name) and the mount path: -path, else the plugin
+// name, else the type.
+func (f *mountFlags) target(arg string) (typ, p string) {
+	typ = strings.TrimSpace(arg)
 	if typ == "plugin" {
 		typ = f.pluginName
 	}
-	p := f.path
+	p = f.path
 	if p == "" {
 		p = typ
 		if f.pluginName != "" {
 			p = f.pluginName
 		}
 	}
-	p = ensureTrailingSlash(sanitizePath(p))
+	return typ, ensureTrailingSlash(sanitizePath(p))
+}
+
+func runAuthEnable(ctx context.Context, env *Env, args []string) int {
+	m := newVaultMeta(env, "auth enable")
+	var f mountFlags
+	f.register(m)
+	var tokenType string
+	m.fs.StringVar(&tokenType, "token-type", "", "Type of token issued by the method.")
+	rest, client, code, ok := m.start(args, 1, 1)
+	if !ok {
+		return code
+	}
+	typ, p := f.target(rest[0])
 	in := f.input(typ)
 	in.Config.TokenType = tokenType
 	if err := client.Sys().EnableAuthWithOptionsWithContext(ctx, p, in); err != nil {
@@ -937,24 +886,23 @@ func runAuthEnable(ctx context.Context, env *Env, args []string) int {
 }
 
 func runAuthDisable(ctx context.Context, env *Env, args []string) int {
-	m := newVaultMeta(env, "auth disable")
-	rest, code, ok := m.parse(args)
+	return runUnmount(ctx, env, args, "auth disable", "auth method", (*api.Sys).DisableAuthWithContext)
+}
+
+// runUnmount implements `auth disable` and `secrets disable`: what names
+// the mount in the messages.
+func runUnmount(ctx context.Context, env *Env, args []string, name, what string, disable func(*api.Sys, context.Context, string) error) int {
+	m := newVaultMeta(env, name)
+	rest, client, code, ok := m.start(args, 1, 1)
 	if !ok {
 		return code
 	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
-	}
 	p := ensureTrailingSlash(sanitizePath(rest[0]))
-	if err := client.Sys().DisableAuthWithContext(ctx, p); err != nil {
-		m.errorf("Error disabling auth method at %s: %s", p, err)
+	if err := disable(client.Sys(), ctx, p); err != nil {
+		m.errorf("Error disabling %s at %s: %s", what, p, err)
 		return exitRemote
 	}
-	m.output("Success! Disabled the auth method (if it existed) at: " + p)
+	m.output("Success! Disabled the " + what + " (if it existed) at: " + p)
 	return exitOK
 }
 
@@ -1003,29 +951,28 @@ func mountRows(mounts map[string]*api.MountOutput, detailed bool) []string {
 }
 
 func runAuthList(ctx context.Context, env *Env, args []string) int {
-	m := newVaultMeta(env, "auth list")
+	return runMountList(ctx, env, args, "auth list", "Error listing enabled authentications", (*api.Sys).ListAuthWithContext)
+}
+
+// runMountList implements `auth list` and `secrets list`; failure is the
+// start of the error message.
+func runMountList(ctx context.Context, env *Env, args []string, name, failure string, list func(*api.Sys, context.Context) (map[string]*api.MountOutput, error)) int {
+	m := newVaultMeta(env, name)
 	var detailed bool
 	m.fs.BoolVar(&detailed, "detailed", false, "Print detailed information.")
-	rest, code, ok := m.parse(args)
+	_, client, code, ok := m.start(args, 0, 0)
 	if !ok {
 		return code
 	}
-	if !m.argCount(rest, 0, 0) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
-	}
-	auths, err := client.Sys().ListAuthWithContext(ctx)
+	mounts, err := list(client.Sys(), ctx)
 	if err != nil {
-		m.errorf("Error listing enabled authentications: %s", err)
+		m.errorf("%s: %s", failure, err)
 		return exitRemote
 	}
 	if !m.tableFormat() {
-		return m.outputData(auths)
+		return m.outputData(mounts)
 	}
-	m.output(tableOutput(mountRows(auths, detailed), "|"))
+	m.output(tableOutput(mountRows(mounts, detailed), "|"))
 	return exitOK
 }
 
@@ -1035,29 +982,11 @@ func runSecretsEnable(ctx context.Context, env *Env, args []string) int {
 	f.register(m)
 	var version int
 	m.fs.IntVar(&version, "version", 0, "Version of the KV engine (1 or 2).")
-	rest, code, ok := m.parse(args)
+	rest, client, code, ok := m.start(args, 1, 1)
 	if !ok {
 		return code
 	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
-	}
-	typ := strings.TrimSpace(rest[0])
-	if typ == "plugin" {
-		typ = f.pluginName
-	}
-	p := f.path
-	if p == "" {
-		p = typ
-		if f.pluginName != "" {
-			p = f.pluginName
-		}
-	}
-	p = ensureTrailingSlash(sanitizePath(p))
+	typ, p := f.target(rest[0])
 	in := f.input(typ)
 	if version > 0 {
 		if in.Options == nil {
@@ -1074,52 +1003,11 @@ func runSecretsEnable(ctx context.Context, env *Env, args []string) int {
 }
 
 func runSecretsDisable(ctx context.Context, env *Env, args []string) int {
-	m := newVaultMeta(env, "secrets disable")
-	rest, code, ok := m.parse(args)
-	if !ok {
-		return code
-	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
-	}
-	p := ensureTrailingSlash(sanitizePath(rest[0]))
-	if err := client.Sys().UnmountWithContext(ctx, p); err != nil {
-		m.errorf("Error disabling secrets engine at %s: %s", p, err)
-		return exitRemote
-	}
-	m.output("Success! Disabled the secrets engine (if it existed) at: " + p)
-	return exitOK
+	return runUnmount(ctx, env, args, "secrets disable", "secrets engine", (*api.Sys).UnmountWithContext)
 }
 
 func runSecretsList(ctx context.Context, env *Env, args []string) int {
-	m := newVaultMeta(env, "secrets list")
-	var detailed bool
-	m.fs.BoolVar(&detailed, "detailed", false, "Print detailed information.")
-	rest, code, ok := m.parse(args)
-	if !ok {
-		return code
-	}
-	if !m.argCount(rest, 0, 0) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
-	}
-	mounts, err := client.Sys().ListMountsWithContext(ctx)
-	if err != nil {
-		m.errorf("Error listing secrets engines: %s", err)
-		return exitRemote
-	}
-	if !m.tableFormat() {
-		return m.outputData(mounts)
-	}
-	m.output(tableOutput(mountRows(mounts, detailed), "|"))
-	return exitOK
+	return runMountList(ctx, env, args, "secrets list", "Error listing secrets engines", (*api.Sys).ListMountsWithContext)
 }
 
 func runSecretsTune(ctx context.Context, env *Env, args []string) int {
@@ -1134,16 +1022,9 @@ func runSecretsTune(ctx context.Context, env *Env, args []string) int {
 	m.fs.StringVar(&listingVisibility, "listing-visibility", "", "Whether to show the mount in the UI listing.")
 	m.fs.IntVar(&version, "version", 0, "Version of the KV engine to upgrade to.")
 	m.fs.Var(options, "options", "Key=value option for the mount; repeatable.")
-	rest, code, ok := m.parse(args)
+	rest, client, code, ok := m.start(args, 1, 1)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
 	}
 	p := ensureTrailingSlash(sanitizePath(rest[0]))
 	in := api.TuneMountConfigInput{}
@@ -1185,43 +1066,82 @@ func tuneMount(ctx context.Context, m *vaultMeta, client *api.Client, p string, 
 
 // ---- generic read/write/list/delete --------------------------------------
 
+// readSecret reads p with query; it reports an error or an empty answer
+// ("No value found at p") and returns false.
+func (m *vaultMeta) readSecret(ctx context.Context, client *api.Client, p string, query map[string][]string) (*api.Secret, bool) {
+	secret, err := client.Logical().ReadWithDataWithContext(ctx, p, query)
+	if err != nil {
+		m.errorf("Error reading %s: %s", p, err)
+		return nil, false
+	}
+	if secret == nil {
+		m.errorf("No value found at %s", p)
+		return nil, false
+	}
+	return secret, true
+}
+
+// remoteErrorf reports a failed request, then the response the server sent
+// with it, if any; it returns exitRemote.
+func (m *vaultMeta) remoteErrorf(secret *api.Secret, format string, args ...any) int {
+	m.errorf(format, args...)
+	m.outputSecret(secret)
+	return exitRemote
+}
+
+// write writes data to p and prints the outcome like `vault write`.
+func (m *vaultMeta) write(ctx context.Context, client *api.Client, p string, data map[string]any) int {
+	secret, err := client.Logical().WriteWithContext(ctx, p, data)
+	if err != nil {
+		return m.remoteErrorf(secret, "Error writing data to %s: %s", p, err)
+	}
+	return m.printWritten(p, secret)
+}
+
+// printWritten prints the answer to a write at p: a success line when the
+// server sent no body, else -field or the secret.
+func (m *vaultMeta) printWritten(p string, secret *api.Secret) int {
+	if secret == nil {
+		if m.tableFormat() {
+			m.output("Success! Data written to: " + p)
+		}
+		return exitOK
+	}
+	if m.field != "" {
+		return m.printField(secret, m.field)
+	}
+	return m.outputSecret(secret)
+}
+
+// printDeleted prints the success line of a delete at p.
+func (m *vaultMeta) printDeleted(p string) int {
+	if m.tableFormat() {
+		m.output("Success! Data deleted (if it existed) at: " + p)
+	}
+	return exitOK
+}
+
 func runRead(ctx context.Context, env *Env, args []string) int {
 	m := newVaultMeta(env, "read")
 	m.addFieldFlag()
-	rest, code, ok := m.parse(args)
+	rest, code, ok := m.parseArgs(args, 1, -1)
 	if !ok {
 		return code
 	}
-	if !m.argCount(rest, 1, -1) {
-		return exitLocal
-	}
 	p := sanitizePath(rest[0])
-	data, err := parseArgsDataString(env.Stdin, rest[1:])
-	if err != nil {
-		m.errorf("Failed to parse K=V data: %s", err)
+	query, ok := m.argsQuery(rest[1:])
+	if !ok {
 		return exitLocal
 	}
 	client, ok := m.client()
 	if !ok {
 		return exitRemote
 	}
-	var query map[string][]string
-	if len(data) > 0 {
-		query = map[string][]string{}
-		for k, v := range data {
-			query[k] = []string{v}
-		}
-	}
 	if m.outputFormat() == "raw" {
 		return m.readRaw(ctx, client, p, query)
 	}
-	secret, err := client.Logical().ReadWithDataWithContext(ctx, p, query)
-	if err != nil {
-		m.errorf("Error reading %s: %s", p, err)
-		return exitRemote
-	}
-	if secret == nil {
-		m.errorf("No value found at %s", p)
+	secret, ok := m.readSecret(ctx, client, p, query)
+	if !ok {
 		return exitRemote
 	}
 	if m.field != "" {
@@ -1259,17 +1179,13 @@ func runWrite(ctx context.Context, env *Env, args []string) int {
 	var force bool
 	m.fs.BoolVar(&force, "force", false, "Allow the operation to continue with no key=value pairs.")
 	m.fs.BoolVar(&force, "f", false, "Alias of -force.")
-	rest, code, ok := m.parse(args)
+	rest, code, ok := m.parseArgs(args, 1, -1)
 	if !ok {
 		return code
 	}
-	if !m.argCount(rest, 1, -1) {
-		return exitLocal
-	}
 	p := sanitizePath(rest[0])
-	data, err := parseArgsData(env.Stdin, rest[1:])
-	if err != nil {
-		m.errorf("Failed to parse K=V data: %s", err)
+	data, ok := m.argsData(rest[1:])
+	if !ok {
 		return exitLocal
 	}
 	if len(data) == 0 && !force {
@@ -1280,38 +1196,14 @@ func runWrite(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return exitRemote
 	}
-	secret, err := client.Logical().WriteWithContext(ctx, p, data)
-	if err != nil {
-		m.errorf("Error writing data to %s: %s", p, err)
-		if secret != nil {
-			m.outputSecret(secret)
-		}
-		return exitRemote
-	}
-	if secret == nil {
-		if m.tableFormat() {
-			m.output("Success! Data written to: " + p)
-		}
-		return exitOK
-	}
-	if m.field != "" {
-		return m.printField(secret, m.field)
-	}
-	return m.outputSecret(secret)
+	return m.write(ctx, client, p, data)
 }
 
 func runList(ctx context.Context, env *Env, args []string) int {
 	m := newVaultMeta(env, "list")
-	rest, code, ok := m.parse(args)
+	rest, client, code, ok := m.start(args, 1, 1)
 	if !ok {
 		return code
-	}
-	if !m.argCount(rest, 1, 1) {
-		return exitLocal
-	}
-	client, ok := m.client()
-	if !ok {
-		return exitRemote
 	}
 	p := ensureTrailingSlash(sanitizePath(rest[0]))
 	secret, err := client.Logical().ListWithContext(ctx, p)
@@ -1341,40 +1233,22 @@ func (m *vaultMeta) outputListSecret(secret *api.Secret, p string) int {
 
 func runDelete(ctx context.Context, env *Env, args []string) int {
 	m := newVaultMeta(env, "delete")
-	rest, code, ok := m.parse(args)
+	rest, code, ok := m.parseArgs(args, 1, -1)
 	if !ok {
 		return code
 	}
-	if !m.argCount(rest, 1, -1) {
-		return exitLocal
-	}
 	p := sanitizePath(rest[0])
-	data, err := parseArgsDataString(env.Stdin, rest[1:])
-	if err != nil {
-		m.errorf("Failed to parse K=V data: %s", err)
+	query, ok := m.argsQuery(rest[1:])
+	if !ok {
 		return exitLocal
 	}
 	client, ok := m.client()
 	if !ok {
 		return exitRemote
 	}
-	var query map[string][]string
-	if len(data) > 0 {
-		query = map[string][]string{}
-		for k, v := range data {
-			query[k] = []string{v}
-		}
-	}
 	secret, err := client.Logical().DeleteWithDataWithContext(ctx, p, query)
 	if err != nil {
-		m.errorf("Error deleting %s: %s", p, err)
-		if secret != nil {
-			m.outputSecret(secret)
-		}
-		return exitRemote
+		return m.remoteErrorf(secret, "Error deleting %s: %s", p, err)
 	}
-	if m.tableFormat() {
-		m.output("Success! Data deleted (if it existed) at: " + p)
-	}
-	return exitOK
+	return m.printDeleted(p)
 }

@@ -76,18 +76,22 @@ type targets struct {
 	resync    time.Duration
 
 	mu   sync.Mutex
-	memo map[string]map[types.UID]written // guarded by mu; by target key
+	memo map[string]map[memoKey]time.Time // guarded by mu; by target key
 }
 
-// written remembers the last write to an assignment: the resourceVersion
-// it was based on and a digest of what it set. While the cache still shows
-// that base version, the same write is not sent again (the cache lags the
-// API server; without this every reconcile rewrote every pending
-// assignment).
-type written struct {
-	baseRV string
+// memoKey identifies a write: the assignment and a digest of the state the
+// write set. The informer cache lags the API server, so a reconcile often
+// sees an assignment as it was before the controller's last write; a write
+// of the same state within memoTTL is not sent again (without this every
+// reconcile rewrote every pending assignment). After memoTTL the cache is
+// trusted again, so a state changed by someone else is repaired.
+type memoKey struct {
+	uid    types.UID
 	digest string
 }
+
+// memoTTL bounds how long a write is assumed to be in flight to the cache.
+const memoTTL = 30 * time.Second
 
 func (r *targets) setup(mgr ctrl.Manager, workers int) error {
 	aaiRelevant := predicate.Funcs{
@@ -424,24 +428,27 @@ func (r *targets) apply(ctx context.Context, t Target, cur IdentitySet, add, rem
 }
 
 // newWriter returns a writer for one reconcile of key, whose assignments
-// are all; it drops memo entries of assignments no longer listed.
+// are all; it drops expired memo entries and those of assignments no
+// longer listed.
 func (r *targets) newWriter(key string, all []*aadv1.AzureAssignedIdentity) *writer {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.memo == nil {
-		r.memo = map[string]map[types.UID]written{}
+		r.memo = map[string]map[memoKey]time.Time{}
 	}
-	old := r.memo[key]
-	m := map[types.UID]written{}
+	present := make(map[types.UID]bool, len(all))
 	for _, a := range all {
-		if e, ok := old[a.UID]; ok && e.baseRV == a.ResourceVersion {
-			m[a.UID] = e
+		present[a.UID] = true
+	}
+	now := r.clock.Now()
+	m := r.memo[key]
+	for k, at := range m {
+		if !present[k.uid] || now.Sub(at) >= memoTTL {
+			delete(m, k)
 		}
 	}
 	if len(m) == 0 {
 		delete(r.memo, key)
-	} else {
-		r.memo[key] = m
 	}
 	return &writer{r: r, key: key}
 }
@@ -476,13 +483,12 @@ func (w *writer) flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// already reports whether the same write was already made from the
-// version of a the cache still shows.
+// already reports whether the same state was written to a within memoTTL.
 func (w *writer) already(a *aadv1.AzureAssignedIdentity, digest string) bool {
 	w.r.mu.Lock()
 	defer w.r.mu.Unlock()
-	e, ok := w.r.memo[w.key][a.UID]
-	return ok && e.baseRV == a.ResourceVersion && e.digest == digest
+	at, ok := w.r.memo[w.key][memoKey{a.UID, digest}]
+	return ok && w.r.clock.Since(at) < memoTTL
 }
 
 func (w *writer) remember(a *aadv1.AzureAssignedIdentity, digest string) {
@@ -490,18 +496,20 @@ func (w *writer) remember(a *aadv1.AzureAssignedIdentity, digest string) {
 	defer w.r.mu.Unlock()
 	m := w.r.memo[w.key]
 	if m == nil {
-		m = map[types.UID]written{}
+		m = map[memoKey]time.Time{}
 		w.r.memo[w.key] = m
 	}
-	m[a.UID] = written{baseRV: a.ResourceVersion, digest: digest}
+	m[memoKey{a.UID, digest}] = w.r.clock.Now()
 }
 
+// digest summarises what the controller writes to an assignment.
 func digest(a *aadv1.AzureAssignedIdentity) string {
-	d := a.Status.Status + "|" + a.Annotations[OwnedAnnotation] + "|" + strings.Join(a.Finalizers, ",")
+	var b strings.Builder
+	b.WriteString(a.Status.Status + "|" + a.Annotations[OwnedAnnotation] + "|" + strings.Join(a.Finalizers, ","))
 	for _, c := range a.Status.Conditions {
-		d += "|" + c.Type + "=" + string(c.Status) + "/" + c.Reason + "/" + c.Message
+		b.WriteString("|" + c.Type + "=" + string(c.Status) + "/" + c.Reason + "/" + c.Message)
 	}
-	return d
+	return b.String()
 }
 
 // update patches a with mutate applied, if mutate changed anything and the

@@ -58,12 +58,33 @@ func (b *versioned) metaExists(prefix string) framework.ExistenceFunc {
 }
 
 func (b *versioned) dataRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	key := strings.TrimPrefix(req.Path, "data/")
-	l := b.lockFor(key)
-	l.RLock()
-	defer l.RUnlock()
+	return b.readVersion(ctx, req, d, "data/", "data", func(data map[string]any) any { return data })
+}
 
-	meta, err := getMeta(ctx, req.Storage, key)
+// lockMeta takes key's lock (shared unless write) and loads its metadata,
+// or logical.ErrNotFound. The lock is held on return whatever the error:
+// the caller must call unlock.
+func (b *versioned) lockMeta(ctx context.Context, s logical.Storage, key string, write bool) (meta *keyMetadata, unlock func(), err error) {
+	l := b.lockFor(key)
+	if write {
+		l.Lock()
+		unlock = l.Unlock
+	} else {
+		l.RLock()
+		unlock = l.RUnlock
+	}
+	meta, err = getMeta(ctx, s, key)
+	return meta, unlock, err
+}
+
+// readVersion serves a read of one version of the key after prefix: the
+// "version" field, else the current one. The response holds the version's
+// metadata and, under field, render of its data; a deleted or destroyed
+// version gives a 404 with field null, a missing key or version a bare 404.
+func (b *versioned) readVersion(ctx context.Context, req *logical.Request, d *framework.FieldData, prefix, field string, render func(map[string]any) any) (*logical.Response, error) {
+	key := strings.TrimPrefix(req.Path, prefix)
+	meta, unlock, err := b.lockMeta(ctx, req.Storage, key, false)
+	defer unlock()
 	if errors.Is(err, logical.ErrNotFound) {
 		return notFound()
 	}
@@ -79,7 +100,7 @@ func (b *versioned) dataRead(ctx context.Context, req *logical.Request, d *frame
 		return notFound()
 	}
 	resp := &logical.Response{Data: map[string]any{
-		"data":     nil,
+		field:      nil,
 		"metadata": versionInfo(ver, vm, meta.CustomMetadata),
 	}}
 	if vm.deleted(b.clock.Now()) || vm.Destroyed {
@@ -90,12 +111,13 @@ func (b *versioned) dataRead(ctx context.Context, req *logical.Request, d *frame
 	if err != nil {
 		return nil, err
 	}
-	resp.Data["data"] = data
+	resp.Data[field] = render(data)
 	return resp, nil
 }
 
-func (b *versioned) dataWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	key := strings.TrimPrefix(req.Path, "data/")
+// dataField validates the "data" object and the "options" of a data write
+// or patch.
+func dataField(d *framework.FieldData) (map[string]any, error) {
 	if _, ok := d.Raw["data"]; !ok {
 		return nil, logical.BadRequest("no data provided")
 	}
@@ -104,6 +126,15 @@ func (b *versioned) dataWrite(ctx context.Context, req *logical.Request, d *fram
 		return nil, err
 	}
 	if _, _, err = casOption(d); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+func (b *versioned) dataWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	key := strings.TrimPrefix(req.Path, "data/")
+	data, err := dataField(d)
+	if err != nil {
 		return nil, err
 	}
 	buf, err := json.Marshal(data)
@@ -115,11 +146,8 @@ func (b *versioned) dataWrite(ctx context.Context, req *logical.Request, d *fram
 		return nil, err
 	}
 
-	l := b.lockFor(key)
-	l.Lock()
-	defer l.Unlock()
-
-	meta, err := getMeta(ctx, req.Storage, key)
+	meta, unlock, err := b.lockMeta(ctx, req.Storage, key, true)
+	defer unlock()
 	if errors.Is(err, logical.ErrNotFound) {
 		meta = newKeyMetadata(key)
 	} else if err != nil {
@@ -158,22 +186,12 @@ func (b *versioned) dataPatch(ctx context.Context, req *logical.Request, d *fram
 		return nil, err
 	}
 	key := strings.TrimPrefix(req.Path, "data/")
-	if _, ok := d.Raw["data"]; !ok {
-		return nil, logical.BadRequest("no data provided")
-	}
-	patch, err := objectField(d, "data")
+	patch, err := dataField(d)
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err = casOption(d); err != nil {
-		return nil, err
-	}
-
-	l := b.lockFor(key)
-	l.Lock()
-	defer l.Unlock()
-
-	meta, err := getMeta(ctx, req.Storage, key)
+	meta, unlock, err := b.lockMeta(ctx, req.Storage, key, true)
+	defer unlock()
 	if errors.Is(err, logical.ErrNotFound) {
 		return patchNotFound()
 	}
@@ -210,12 +228,8 @@ func (b *versioned) dataPatch(ctx context.Context, req *logical.Request, d *fram
 
 // dataDelete soft-deletes the current version (204 whatever happens).
 func (b *versioned) dataDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	key := strings.TrimPrefix(req.Path, "data/")
-	l := b.lockFor(key)
-	l.Lock()
-	defer l.Unlock()
-
-	meta, err := getMeta(ctx, req.Storage, key)
+	meta, unlock, err := b.lockMeta(ctx, req.Storage, strings.TrimPrefix(req.Path, "data/"), true)
+	defer unlock()
 	if errors.Is(err, logical.ErrNotFound) {
 		return noContent()
 	}

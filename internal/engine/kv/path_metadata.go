@@ -41,12 +41,8 @@ func (b *versioned) pathMetadata() *framework.Path {
 }
 
 func (b *versioned) metadataRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	key := strings.TrimPrefix(req.Path, "metadata/")
-	l := b.lockFor(key)
-	l.RLock()
-	defer l.RUnlock()
-
-	meta, err := getMeta(ctx, req.Storage, key)
+	meta, unlock, err := b.lockMeta(ctx, req.Storage, strings.TrimPrefix(req.Path, "metadata/"), false)
+	defer unlock()
 	if errors.Is(err, logical.ErrNotFound) {
 		return notFound()
 	}
@@ -130,11 +126,7 @@ func parseMetadataSettings(d *framework.FieldData, patch bool) (*metadataSetting
 }
 
 func (b *versioned) metadataWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	key := strings.TrimPrefix(req.Path, "metadata/")
-	if key == "" {
-		return nil, logical.BadRequest("missing path")
-	}
-	s, err := parseMetadataSettings(d, false)
+	key, s, err := metadataRequest(req, d, false)
 	if err != nil {
 		return nil, err
 	}
@@ -146,11 +138,8 @@ func (b *versioned) metadataWrite(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 
-	l := b.lockFor(key)
-	l.Lock()
-	defer l.Unlock()
-
-	meta, err := getMeta(ctx, req.Storage, key)
+	meta, unlock, err := b.lockMeta(ctx, req.Storage, key, true)
+	defer unlock()
 	if errors.Is(err, logical.ErrNotFound) {
 		now := b.clock.Now().UTC()
 		meta = newKeyMetadata(key)
@@ -158,8 +147,28 @@ func (b *versioned) metadataWrite(ctx context.Context, req *logical.Request, d *
 	} else if err != nil {
 		return nil, err
 	}
-	s.apply(meta, false)
-	if err := putMeta(ctx, req.Storage, meta); err != nil {
+	return s.store(ctx, req.Storage, cfg, meta, false)
+}
+
+// metadataRequest returns the key of a metadata write or patch (which may
+// not be empty) and its parsed settings.
+func metadataRequest(req *logical.Request, d *framework.FieldData, patch bool) (string, *metadataSettings, error) {
+	key := strings.TrimPrefix(req.Path, "metadata/")
+	if key == "" {
+		return "", nil, logical.BadRequest("missing path")
+	}
+	s, err := parseMetadataSettings(d, patch)
+	if err != nil {
+		return "", nil, err
+	}
+	return key, s, nil
+}
+
+// store applies the settings to meta, saves it and answers the write or
+// patch. The key's lock must be held.
+func (s *metadataSettings) store(ctx context.Context, st logical.Storage, cfg kvConfig, meta *keyMetadata, patch bool) (*logical.Response, error) {
+	s.apply(meta, patch)
+	if err := putMeta(ctx, st, meta); err != nil {
 		return nil, err
 	}
 	return casWarning(cfg, s)
@@ -209,11 +218,7 @@ func (b *versioned) metadataPatch(ctx context.Context, req *logical.Request, d *
 	if err := checkPatchContentType(req); err != nil {
 		return nil, err
 	}
-	key := strings.TrimPrefix(req.Path, "metadata/")
-	if key == "" {
-		return nil, logical.BadRequest("missing path")
-	}
-	s, err := parseMetadataSettings(d, true)
+	key, s, err := metadataRequest(req, d, true)
 	if err != nil {
 		return nil, err
 	}
@@ -235,32 +240,22 @@ func (b *versioned) metadataPatch(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 
-	l := b.lockFor(key)
-	l.Lock()
-	defer l.Unlock()
-
-	meta, err := getMeta(ctx, req.Storage, key)
+	meta, unlock, err := b.lockMeta(ctx, req.Storage, key, true)
+	defer unlock()
 	if errors.Is(err, logical.ErrNotFound) {
 		return patchNotFound()
 	}
 	if err != nil {
 		return nil, err
 	}
-	s.apply(meta, true)
-	if err := putMeta(ctx, req.Storage, meta); err != nil {
-		return nil, err
-	}
-	return casWarning(cfg, s)
+	return s.store(ctx, req.Storage, cfg, meta, true)
 }
 
 // metadataDelete removes a key's metadata and the data of every version.
 func (b *versioned) metadataDelete(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
 	key := strings.TrimPrefix(req.Path, "metadata/")
-	l := b.lockFor(key)
-	l.Lock()
-	defer l.Unlock()
-
-	_, err := getMeta(ctx, req.Storage, key)
+	_, unlock, err := b.lockMeta(ctx, req.Storage, key, true)
+	defer unlock()
 	if errors.Is(err, logical.ErrNotFound) {
 		return noContent()
 	}

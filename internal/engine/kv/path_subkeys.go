@@ -2,8 +2,6 @@ package kv
 
 import (
 	"context"
-	"errors"
-	"strings"
 
 	"github.com/keyward/keyward/internal/logical"
 	"github.com/keyward/keyward/internal/logical/framework"
@@ -31,38 +29,7 @@ func (b *versioned) subkeysRead(ctx context.Context, req *logical.Request, d *fr
 	if depth < 0 {
 		return nil, logical.BadRequest("depth must be a non-negative integer")
 	}
-	key := strings.TrimPrefix(req.Path, "subkeys/")
-	l := b.lockFor(key)
-	l.RLock()
-	defer l.RUnlock()
-
-	meta, err := getMeta(ctx, req.Storage, key)
-	if errors.Is(err, logical.ErrNotFound) {
-		return notFound()
-	}
-	if err != nil {
-		return nil, err
-	}
-	ver := meta.CurrentVersion
-	if v := d.Int("version"); v > 0 {
-		ver = uint64(v)
-	}
-	vm := meta.Versions[ver]
-	if vm == nil {
-		return notFound()
-	}
-	resp := &logical.Response{Data: map[string]any{
-		"subkeys":  nil,
-		"metadata": versionInfo(ver, vm, meta.CustomMetadata),
-	}}
-	if vm.deleted(b.clock.Now()) || vm.Destroyed {
-		resp.StatusCode = 404
-		return resp, nil
-	}
-	data, err := b.versionData(ctx, req.Storage, key, ver)
-	if err != nil {
-		return nil, err
-	}
-	resp.Data["subkeys"] = subkeys(data, 1, depth)
-	return resp, nil
+	return b.readVersion(ctx, req, d, "subkeys/", "subkeys", func(data map[string]any) any {
+		return subkeys(data, 1, depth)
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/keyward/keyward/internal/logical"
 	"github.com/keyward/keyward/internal/logical/framework"
@@ -38,48 +39,53 @@ func (b *versioned) pathDestroy() *framework.Path {
 	return versionsPath("destroy/", "Permanently remove the data of versions.", b.guard(b.destroyVersions))
 }
 
-// lockedMeta parses versions, locks the key and loads its metadata. The
-// returned unlock must be called; a missing key gives logical.ErrNotFound.
-func (b *versioned) lockedMeta(ctx context.Context, req *logical.Request, d *framework.FieldData, prefix, noVersionsMsg string) (*keyMetadata, []uint64, func(), error) {
+// updateVersions serves delete/, undelete/ and destroy/: it parses the
+// "versions" field, then under the key's lock calls apply on each listed
+// version that exists, with one timestamp, and stores the metadata. after,
+// if not nil, runs next with the lock still held. A missing key is a no-op;
+// both answer 204.
+func (b *versioned) updateVersions(ctx context.Context, req *logical.Request, d *framework.FieldData, prefix, noVersionsMsg string,
+	apply func(meta *keyMetadata, vm *versionMetadata, now time.Time), after func(meta *keyMetadata, versions []uint64) error,
+) (*logical.Response, error) {
 	versions, err := versionsField(d)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if len(versions) == 0 {
-		return nil, nil, nil, logical.BadRequest("%s", noVersionsMsg)
+		return nil, logical.BadRequest("%s", noVersionsMsg)
 	}
-	key := strings.TrimPrefix(req.Path, prefix)
-	l := b.lockFor(key)
-	l.Lock()
-	meta, err := getMeta(ctx, req.Storage, key)
-	if err != nil {
-		l.Unlock()
-		return nil, nil, nil, err
-	}
-	return meta, versions, l.Unlock, nil
-}
-
-func (b *versioned) deleteVersions(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	meta, versions, unlock, err := b.lockedMeta(ctx, req, d, "delete/", "No version number provided")
+	meta, unlock, err := b.lockMeta(ctx, req.Storage, strings.TrimPrefix(req.Path, prefix), true)
+	defer unlock()
 	if errors.Is(err, logical.ErrNotFound) {
 		return noContent()
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
 	now := b.clock.Now().UTC()
 	for _, n := range versions {
-		vm := meta.Versions[n]
-		if vm == nil || vm.Destroyed || vm.deleted(now) {
-			continue
+		if vm := meta.Versions[n]; vm != nil {
+			apply(meta, vm, now)
 		}
-		vm.DeletionTime = &now
 	}
 	if err := putMeta(ctx, req.Storage, meta); err != nil {
 		return nil, err
 	}
+	if after != nil {
+		if err := after(meta, versions); err != nil {
+			return nil, err
+		}
+	}
 	return noContent()
+}
+
+func (b *versioned) deleteVersions(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return b.updateVersions(ctx, req, d, "delete/", "No version number provided",
+		func(_ *keyMetadata, vm *versionMetadata, now time.Time) {
+			if !vm.Destroyed && !vm.deleted(now) {
+				vm.DeletionTime = &now
+			}
+		}, nil)
 }
 
 func (b *versioned) undeleteVersions(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -87,52 +93,26 @@ func (b *versioned) undeleteVersions(ctx context.Context, req *logical.Request, 
 	if err != nil {
 		return nil, err
 	}
-	meta, versions, unlock, err := b.lockedMeta(ctx, req, d, "undelete/", "No version number provided")
-	if errors.Is(err, logical.ErrNotFound) {
-		return noContent()
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	now := b.clock.Now().UTC()
-	for _, n := range versions {
-		vm := meta.Versions[n]
-		if vm == nil || vm.Destroyed {
-			continue
-		}
-		// An undeleted version gets a fresh automatic deletion time.
-		vm.DeletionTime = deletionTime(now, cfg, meta)
-	}
-	if err := putMeta(ctx, req.Storage, meta); err != nil {
-		return nil, err
-	}
-	return noContent()
+	return b.updateVersions(ctx, req, d, "undelete/", "No version number provided",
+		func(meta *keyMetadata, vm *versionMetadata, now time.Time) {
+			if !vm.Destroyed {
+				// An undeleted version gets a fresh automatic deletion time.
+				vm.DeletionTime = deletionTime(now, cfg, meta)
+			}
+		}, nil)
 }
 
 func (b *versioned) destroyVersions(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	meta, versions, unlock, err := b.lockedMeta(ctx, req, d, "destroy/", "no version number provided")
-	if errors.Is(err, logical.ErrNotFound) {
-		return noContent()
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	for _, n := range versions {
-		if vm := meta.Versions[n]; vm != nil {
-			vm.Destroyed = true
-		}
-	}
 	// Metadata first: a crash in between leaves destroyed versions whose
 	// data is merely unreachable, never a readable destroyed version.
-	if err := putMeta(ctx, req.Storage, meta); err != nil {
-		return nil, err
-	}
-	for _, n := range versions {
-		if err := req.Storage.Delete(ctx, b.versionKey(meta.Key, n)); err != nil {
-			return nil, err
-		}
-	}
-	return noContent()
+	return b.updateVersions(ctx, req, d, "destroy/", "no version number provided",
+		func(_ *keyMetadata, vm *versionMetadata, _ time.Time) { vm.Destroyed = true },
+		func(meta *keyMetadata, versions []uint64) error {
+			for _, n := range versions {
+				if err := req.Storage.Delete(ctx, b.versionKey(meta.Key, n)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 }
