@@ -235,8 +235,8 @@ func TestTutorialCLI(t *testing.T) {
 		t.Errorf("status after a wrong key:\n%s", r.stdout)
 	}
 	c.fails(exitRemote, "", []string{"read", "sys/mounts"}, "Code: 503", "Vault is sealed")
-	if out := c.must("", "operator", "unseal", "-reset"); !strings.Contains(out, "Unseal Progress    0/1") {
-		t.Errorf("operator unseal -reset:\n%s", out)
+	if reset := c.must("", "operator", "unseal", "-reset"); !strings.Contains(reset, "Unseal Progress    0/1") {
+		t.Errorf("operator unseal -reset:\n%s", reset)
 	}
 
 	// `vault operator unseal` prompts; without a terminal it reads a line.

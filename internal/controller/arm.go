@@ -244,13 +244,13 @@ func (a *ComputeARM) PatchIdentities(ctx context.Context, t Target, current Iden
 	}
 	poll := &runtime.PollUntilDoneOptions{Frequency: a.cfg.PollFrequency}
 	if t.ScaleSet {
-		p, err := ss.BeginUpdate(ctx, t.ResourceGroup, t.Name, armcompute.VirtualMachineScaleSetUpdate{
+		p, perr := ss.BeginUpdate(ctx, t.ResourceGroup, t.Name, armcompute.VirtualMachineScaleSetUpdate{
 			Identity: &armcompute.VirtualMachineScaleSetIdentity{Type: &typ, UserAssignedIdentities: delta},
 		}, nil)
-		if err == nil {
-			_, err = p.PollUntilDone(ctx, poll)
+		if perr == nil {
+			_, perr = p.PollUntilDone(ctx, poll)
 		}
-		return a.convert(t, err)
+		return a.convert(t, perr)
 	}
 	p, err := vm.BeginUpdate(ctx, t.ResourceGroup, t.Name, armcompute.VirtualMachineUpdate{
 		Identity: &armcompute.VirtualMachineIdentity{Type: &typ, UserAssignedIdentities: delta},

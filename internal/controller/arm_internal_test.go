@@ -216,18 +216,18 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	}
 	// Within the window nothing is sent, reads included.
 	f.clock.Step(29 * time.Second)
-	if err := f.arm.PatchIdentities(ctx, target, cur, ids, nil); !errors.As(err, &te) {
-		t.Fatalf("PATCH inside the window: %v, want ThrottledError", err)
+	if err2 := f.arm.PatchIdentities(ctx, target, cur, ids, nil); !errors.As(err2, &te) {
+		t.Fatalf("PATCH inside the window: %v, want ThrottledError", err2)
 	}
-	if _, err := f.arm.Identities(ctx, target); !errors.As(err, &te) {
-		t.Fatalf("GET inside the window: %v, want ThrottledError", err)
+	if _, err2 := f.arm.Identities(ctx, target); !errors.As(err2, &te) {
+		t.Fatalf("GET inside the window: %v, want ThrottledError", err2)
 	}
 	if got := f.tr.count(); got != 1 {
 		t.Fatalf("PATCH requests sent = %d, want 1", got)
 	}
 	f.clock.Step(2 * time.Second)
-	if err := f.arm.PatchIdentities(ctx, target, cur, ids, nil); err != nil {
-		t.Fatalf("PATCH after the window: %v", err)
+	if err2 := f.arm.PatchIdentities(ctx, target, cur, ids, nil); err2 != nil {
+		t.Fatalf("PATCH after the window: %v", err2)
 	}
 	got, err := f.arm.Identities(ctx, target)
 	if err != nil {

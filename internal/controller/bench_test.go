@@ -30,7 +30,7 @@ func BenchmarkFullResync(b *testing.B) {
 	const (
 		pods, bindings, scaleSets, perSet = 10000, 1000, 10, 10
 	)
-	for b.Loop() {
+	for range b.N {
 		b.StopTimer()
 		f := newFixture(b)
 		ctx := b.Context()

@@ -68,8 +68,9 @@ type Config struct {
 	AssignedIdentityNamespace string
 
 	// Namespaces limits the namespaced objects the controller watches
-	// (pods, identities, bindings, assignments); nil means all. Nodes are
-	// always watched cluster-wide.
+	// (pods, identities, bindings, assignments); nil means all.
+	// AssignedIdentityNamespace is always added. Nodes are always watched
+	// cluster-wide.
 	Namespaces []string
 
 	// LeaderElection enables Lease leader election: only the leader
@@ -156,7 +157,8 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 
 	var cacheOpts cache.Options
 	if len(cfg.Namespaces) > 0 {
-		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		// Assignments of non-namespaced identities live there.
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{cfg.AssignedIdentityNamespace: {}}
 		for _, ns := range cfg.Namespaces {
 			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
 		}

@@ -162,14 +162,14 @@ func (r *targets) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 		return reconcile.Result{}, nil // not a key this controller makes
 	}
 	var nodes corev1.NodeList
-	if err := r.c.List(ctx, &nodes, client.MatchingFields{idxNodeTarget: req.Name}); err != nil {
-		return reconcile.Result{}, err
+	if lerr := r.c.List(ctx, &nodes, client.MatchingFields{idxNodeTarget: req.Name}); lerr != nil {
+		return reconcile.Result{}, lerr
 	}
 	var all []*aadv1.AzureAssignedIdentity
 	for i := range nodes.Items {
 		var l aadv1.AzureAssignedIdentityList
-		if err := r.c.List(ctx, &l, client.MatchingFields{idxAssignedNode: nodes.Items[i].Name}); err != nil {
-			return reconcile.Result{}, err
+		if lerr := r.c.List(ctx, &l, client.MatchingFields{idxAssignedNode: nodes.Items[i].Name}); lerr != nil {
+			return reconcile.Result{}, lerr
 		}
 		for j := range l.Items {
 			all = append(all, &l.Items[j])
@@ -314,7 +314,7 @@ func (r *targets) reconcileNode(ctx context.Context, req reconcile.Request, name
 	node := &corev1.Node{}
 	reason, msg := ReasonNodeNotFound, "node "+name+" not found"
 	if err := r.c.Get(ctx, types.NamespacedName{Name: name}, node); err == nil {
-		if _, err := TargetFromProviderID(node.Spec.ProviderID); err == nil {
+		if _, perr := TargetFromProviderID(node.Spec.ProviderID); perr == nil {
 			return reconcile.Result{}, nil // the target reconciler owns it
 		}
 		msg = "node " + name + " has no Azure providerID"
@@ -537,8 +537,10 @@ func (w *writer) update(a *aadv1.AzureAssignedIdentity, mutate func(a *aadv1.Azu
 
 func (w *writer) setCondition(a *aadv1.AzureAssignedIdentity, status metav1.ConditionStatus, reason, msg string) bool {
 	return meta.SetStatusCondition(&a.Status.Conditions, metav1.Condition{
+		// No ObservedGeneration: without a status subresource every status
+		// write bumps the generation, so it would never be current.
 		Type: ConditionAssigned, Status: status, Reason: reason, Message: msg,
-		ObservedGeneration: a.Generation, LastTransitionTime: metav1.NewTime(w.r.clock.Now()),
+		LastTransitionTime: metav1.NewTime(w.r.clock.Now()),
 	})
 }
 

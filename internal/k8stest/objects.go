@@ -179,7 +179,11 @@ func (e *Env) CreatePod(p Pod) *corev1.Pod {
 	if err := e.Client.Create(ctx, pod); err != nil {
 		e.t.Fatalf("k8stest: create pod %s/%s: %v", p.Namespace, p.Name, err)
 	}
-	e.t.Cleanup(func() { e.deletePod(context.WithoutCancel(ctx), p.Namespace, p.Name) })
+	e.t.Cleanup(func() {
+		if err := e.deletePod(context.WithoutCancel(ctx), p.Namespace, p.Name); err != nil {
+			e.t.Errorf("k8stest: %v", err)
+		}
+	})
 	if p.NodeName == "" {
 		return pod
 	}

@@ -40,12 +40,12 @@ func startServer(cfg Config) (_ *server, err error) {
 	binDir := cfg.BinDir
 	if binDir == "" {
 		if rootErr != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBinariesMissing, rootErr)
+			return nil, fmt.Errorf("%w: %w", ErrBinariesMissing, rootErr)
 		}
 		binDir = filepath.Join(root, ".cache", "kube")
 	}
-	if err := describeMissing(binDir); err != nil {
-		return nil, err
+	if missing := describeMissing(binDir); missing != nil {
+		return nil, missing
 	}
 	timeout := cfg.StartTimeout
 	if timeout == 0 {
@@ -103,8 +103,8 @@ func startServer(cfg Config) (_ *server, err error) {
 		"tokens.csv": []byte(adminToken + `,admin,admin-uid,"system:masters"` + "\n"),
 	}
 	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			return nil, err
+		if werr := os.WriteFile(filepath.Join(dir, name), b, 0o600); werr != nil {
+			return nil, werr
 		}
 	}
 	securePort := strconv.Itoa(ports[2])
@@ -171,7 +171,7 @@ func (s *server) waitReady(timeout time.Duration) error {
 		req.Header.Set("Authorization", "Bearer "+s.restConfig.BearerToken)
 		resp, err := hc.Do(req)
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -225,8 +225,10 @@ func startProcess(path, logFile string, args ...string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close() // the child holds its own descriptor
-	cmd := exec.Command(path, args...)
+	defer func() { _ = f.Close() }() // the child holds its own descriptor
+	// Not CommandContext: the processes outlive the call that starts them
+	// and are stopped by server.stop (or die with the test binary).
+	cmd := exec.Command(path, args...) //nolint:noctx // see above
 	cmd.Stdout = f
 	cmd.Stderr = f
 	cmd.SysProcAttr = procAttr()
@@ -260,11 +262,11 @@ func freePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
-			l.Close()
+			_ = l.Close()
 		}
 	}()
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
