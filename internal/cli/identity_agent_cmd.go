@@ -2,14 +2,10 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,8 +13,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keyward/keyward/internal/agent"
@@ -114,7 +108,7 @@ func runIdentityAgent(ctx context.Context, env *Env, args []string) int {
 		RetryAfter:       f.retryAfter,
 		Logger:           logger,
 	}
-	client, err := agentHTTPClient(f.caFile)
+	client, err := outboundClient(f.caFile, "--ca-file", 30*time.Second, true)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", err)
 		return 1
@@ -133,7 +127,7 @@ func runIdentityAgent(ctx context.Context, env *Env, args []string) int {
 		}
 		cfg.Pods, cfg.Identities, cfg.Secrets = reg, reg, reg
 	} else {
-		restCfg, kerr := agentRESTConfig(f.kubeconfig)
+		restCfg, kerr := kubeRESTConfig(f.kubeconfig)
 		if kerr != nil {
 			fmt.Fprintf(env.Stderr, "keyward identity agent: %v\n", kerr)
 			return 1
@@ -173,44 +167,4 @@ func runIdentityAgent(ctx context.Context, env *Env, args []string) int {
 		return 1
 	}
 	return 0
-}
-
-// agentRESTConfig loads a kubeconfig file, or the in-cluster configuration
-// when path is "".
-func agentRESTConfig(path string) (*rest.Config, error) {
-	if path == "" {
-		c, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("no --kubeconfig and not in a cluster: %w", err)
-		}
-		return c, nil
-	}
-	c, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
-	}
-	return c, nil
-}
-
-// agentHTTPClient is the agent's outbound client: no proxy (IMDS must
-// never be reached through one), a timeout, and caFile's certificates
-// trusted in addition to the system's.
-func agentHTTPClient(caFile string) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ca-file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s: no PEM certificate found", caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Timeout: 30 * time.Second, Transport: tr}, nil
 }

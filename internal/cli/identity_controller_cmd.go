@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -21,8 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -144,11 +140,11 @@ func runIdentityController(ctx context.Context, env *Env, args []string) int {
 func runController(ctx context.Context, env *Env, f *controllerFlags) error {
 	logger := newLogger(env.Stderr, f.logLevel)
 	ctrllog.SetLogger(logr.FromSlogHandler(logger.Handler()))
-	restCfg, err := controllerRESTConfig(f.kubeconfig)
+	restCfg, err := kubeRESTConfig(f.kubeconfig)
 	if err != nil {
 		return err
 	}
-	transport, err := controllerHTTPClient(f.caFile)
+	transport, err := outboundClient(f.caFile, "--ca-file", 2*time.Minute, false)
 	if err != nil {
 		return err
 	}
@@ -233,42 +229,4 @@ func serveMetrics(ctx context.Context, addr string, g prometheus.Gatherer) error
 	}
 	<-done
 	return nil
-}
-
-// controllerRESTConfig loads a kubeconfig file, or the in-cluster
-// configuration when path is "".
-func controllerRESTConfig(path string) (*rest.Config, error) {
-	if path == "" {
-		c, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("no --kubeconfig and not in a cluster: %w", err)
-		}
-		return c, nil
-	}
-	c, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
-	}
-	return c, nil
-}
-
-// controllerHTTPClient is the client for ARM and Entra ID: a timeout, and
-// caFile's certificates trusted in addition to the system's.
-func controllerHTTPClient(caFile string) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ca-file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s: no PEM certificate found", caFile)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Timeout: 2 * time.Minute, Transport: tr}, nil
 }

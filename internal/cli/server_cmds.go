@@ -2,15 +2,11 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -147,22 +143,11 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 // cloud's).
 func azureDependencies(env *Env) (builtin.Dependencies, error) {
 	deps := builtin.Dependencies{IMDSEndpoint: strings.TrimSuffix(env.Getenv("AZURE_POD_IDENTITY_AUTHORITY_HOST"), "/")}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if caFile := env.Getenv("KEYWARD_AZURE_CA_FILE"); caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return deps, fmt.Errorf("reading KEYWARD_AZURE_CA_FILE: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return deps, errors.New("KEYWARD_AZURE_CA_FILE holds no PEM certificate")
-		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	client, err := outboundClient(env.Getenv("KEYWARD_AZURE_CA_FILE"), "KEYWARD_AZURE_CA_FILE", 30*time.Second, false)
+	if err != nil {
+		return deps, err
 	}
-	deps.AzureHTTPClient = &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	deps.AzureHTTPClient = client
 	return deps, nil
 }
 
