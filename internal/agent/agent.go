@@ -629,6 +629,10 @@ func (a *Agent) pick(ctx context.Context, pod *Pod, clientID, resourceID string)
 func (a *Agent) fetch(ctx context.Context, id *Identity, resource string) (*Token, error) {
 	switch id.Spec.Type {
 	case aadv1.UserAssignedMSI:
+		if id.Spec.ClientID == "" && id.Spec.ResourceID == "" {
+			// Asking IMDS with neither would get the node's own identity.
+			return nil, &statusError{http.StatusForbidden, "forbidden", fmt.Sprintf("identity %s/%s names neither a clientID nor a resourceID", id.Namespace, id.Name)}
+		}
 		return a.tokens.managedIdentity(ctx, id.Spec.ClientID, id.Spec.ResourceID, resource)
 	case aadv1.ServicePrincipal:
 		if a.cfg.Secrets == nil {

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,11 +61,21 @@ type tokenFetcher struct {
 	client   *http.Client // has a timeout
 	clock    func() time.Time
 	margin   time.Duration // refresh this long before expiry
+	// maxEntries bounds the cache: the resource is chosen by the caller, so
+	// an unbounded cache would let any pod grow the agent's memory.
+	maxEntries int
 
 	group singleflight.Group
 	mu    sync.Mutex
 	cache map[string]cachedToken // guarded by mu
 }
+
+// Cache bounds: at most maxCachedTokens entries, and keys (which hold the
+// caller's resource) longer than maxCachedKeyLen are never cached.
+const (
+	maxCachedTokens = 4096
+	maxCachedKeyLen = 2048
+)
 
 type cachedToken struct {
 	tok   *Token
@@ -77,6 +89,8 @@ func newTokenFetcher(upstream string, client *http.Client, clock func() time.Tim
 		clock:    clock,
 		margin:   5 * time.Minute,
 		cache:    map[string]cachedToken{},
+
+		maxEntries: maxCachedTokens,
 	}
 }
 
@@ -97,9 +111,9 @@ func (f *tokenFetcher) cached(ctx context.Context, key string, fetch func(ctx co
 		if err != nil {
 			return nil, err
 		}
-		if until, ok := f.cacheUntil(tok, now); ok {
+		if until, ok := f.cacheUntil(tok, now); ok && len(key) <= maxCachedKeyLen {
 			f.mu.Lock()
-			f.cache[key] = cachedToken{tok: tok, until: until}
+			f.store(key, cachedToken{tok: tok, until: until}, now)
 			f.mu.Unlock()
 		}
 		return tok, nil
@@ -108,6 +122,25 @@ func (f *tokenFetcher) cached(ctx context.Context, key string, fetch func(ctx co
 		return nil, err
 	}
 	return v.(*Token), nil
+}
+
+// store adds an entry; when the cache is full it first drops expired
+// entries, then an arbitrary one. The caller holds f.mu.
+func (f *tokenFetcher) store(key string, c cachedToken, now time.Time) {
+	if _, ok := f.cache[key]; !ok && len(f.cache) >= f.maxEntries {
+		for k, e := range f.cache {
+			if !now.Before(e.until) {
+				delete(f.cache, k)
+			}
+		}
+		for k := range f.cache {
+			if len(f.cache) < f.maxEntries {
+				break
+			}
+			delete(f.cache, k)
+		}
+	}
+	f.cache[key] = c
 }
 
 func (f *tokenFetcher) cacheUntil(tok *Token, now time.Time) (time.Time, bool) {
@@ -130,7 +163,9 @@ func (f *tokenFetcher) Len() int {
 // identity with clientID (or resourceID when clientID is empty; both empty
 // means the node's own identity).
 func (f *tokenFetcher) managedIdentity(ctx context.Context, clientID, resourceID, resource string) (*Token, error) {
-	key := "mi|" + strings.ToLower(clientID) + "|" + strings.ToLower(resourceID) + "|" + resource
+	// Length-prefixed, so that no field can run into the next.
+	lc, lr := strings.ToLower(clientID), strings.ToLower(resourceID)
+	key := fmt.Sprintf("mi|%d|%s|%d|%s|%s", len(lc), lc, len(lr), lr, resource)
 	return f.cached(ctx, key, func(ctx context.Context) (*Token, error) {
 		q := url.Values{"api-version": {"2018-02-01"}, "resource": {resource}}
 		switch {
@@ -157,7 +192,11 @@ func (f *tokenFetcher) servicePrincipal(ctx context.Context, authority, tenant, 
 	if !strings.HasSuffix(authority, "/") {
 		authority += "/"
 	}
-	key := "sp|" + authority + "|" + tenant + "|" + clientID + "|" + resource
+	// The key holds a digest of the credentials, secret included: an
+	// identity that names another's client ID without knowing its secret
+	// must not be served the other's cached token.
+	cred := sha256.Sum256(fmt.Appendf(nil, "%d|%s|%d|%s|%d|%s|%s", len(authority), authority, len(tenant), tenant, len(clientID), clientID, secret))
+	key := "sp|" + hex.EncodeToString(cred[:]) + "|" + resource
 	return f.cached(ctx, key, func(ctx context.Context) (*Token, error) {
 		form := url.Values{
 			"grant_type":    {"client_credentials"},

@@ -319,6 +319,21 @@ func (s *Server) PutIdentity(_ context.Context, sub, group, name, location strin
 	if location == "" {
 		location = g.Location
 	}
+	// VMs and scale sets may still reference a deleted identity of this
+	// name. The new identity was not assigned to them (nobody was checked
+	// for assign/action on it), so drop those dangling references.
+	for k, c := range s.st.computes {
+		kept := slices.DeleteFunc(slices.Clone(c.UserAssigned), func(a string) bool { return key(a) == key(id) })
+		if len(kept) == len(c.UserAssigned) {
+			continue
+		}
+		cc := *c
+		cc.UserAssigned = kept
+		if err := s.store.put(bucketComputes, k, &cc); err != nil {
+			return nil, false, err
+		}
+		s.st.computes[k] = &cc
+	}
 	ident := &Identity{ID: id, Name: name, SubscriptionID: sub, ResourceGroup: g.Name, Location: normLocation(location), Tags: tags,
 		TenantID: sb.TenantID, ClientID: uuid.NewString(), PrincipalID: uuid.NewString(), Created: s.now()}
 	p := &Principal{ObjectID: ident.PrincipalID, AppID: ident.ClientID, TenantID: sb.TenantID, DisplayName: name, Type: "ManagedIdentity", ResourceID: id}

@@ -276,7 +276,7 @@ func (r *targets) Reconcile(ctx context.Context, req reconcile.Request) (reconci
 			case after[s.id]:
 				w.assigned(a, s.owned || adding[s.id])
 			case failed[s.id] != nil:
-				w.failed(a, failed[s.id])
+				w.failed(a, failed[s.id], adding[s.id] && !s.owned)
 			case fatal != nil:
 				w.pending(a, ReasonAssignmentFailed, conditionMessage(fatal))
 			}
@@ -604,10 +604,24 @@ func (w *writer) pending(a *aadv1.AzureAssignedIdentity, reason, msg string) {
 	}, nil)
 }
 
-// failed records that ARM refused a's identity.
-func (w *writer) failed(a *aadv1.AzureAssignedIdentity, err error) {
+// failed records that ARM refused a's identity. disown drops the owned
+// mark own set before the refused PATCH: the controller did not add the
+// identity, so it must never remove it (e.g. once an operator assigns it).
+func (w *writer) failed(a *aadv1.AzureAssignedIdentity, err error, disown bool) {
+	if disown {
+		// a is the copy read before own's write; patch from that state.
+		a = a.DeepCopy()
+		if a.Annotations == nil {
+			a.Annotations = map[string]string{}
+		}
+		a.Annotations[OwnedAnnotation] = "true"
+	}
 	w.update(a, func(n *aadv1.AzureAssignedIdentity) bool {
 		changed := w.setCondition(n, metav1.ConditionFalse, ReasonAssignmentFailed, conditionMessage(err))
+		if disown {
+			delete(n.Annotations, OwnedAnnotation)
+			changed = true
+		}
 		if n.Status.Status != aadv1.AssignedIDCreated {
 			n.Status.Status = aadv1.AssignedIDCreated
 			changed = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -53,6 +54,15 @@ func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logica
 	if !routed || !matchSpecial(specialOf(m).Unauthenticated, rel) {
 		var err error
 		caller, err = c.authorize(ctx, st, req, false)
+		if err == nil && caller.NumUses > 0 {
+			// Spend the use before dispatch: concurrent requests must not
+			// all pass on the same last use.
+			if uerr := st.tokens.Use(ctx, caller); errors.Is(uerr, logical.ErrPermissionDenied) {
+				err = ErrInvalidToken
+			} else if uerr != nil {
+				err = uerr
+			}
+		}
 		if err != nil {
 			c.auditFailure(ctx, st, nil, req, err)
 			return nil, err
@@ -83,11 +93,6 @@ func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logica
 		err = c.postProcess(ctx, st, m, &sub, resp)
 		if err != nil {
 			resp = nil
-		}
-	}
-	if caller != nil && caller.NumUses > 0 {
-		if uerr := st.tokens.Use(ctx, caller); uerr != nil {
-			c.logger.Warn("token use accounting failed", "error", uerr)
 		}
 	}
 	if aerr := st.audit.LogResponse(ctx, &audit.Input{Caller: callerAuth, Request: req, Response: resp, Err: err}); aerr != nil {
@@ -144,6 +149,9 @@ func (c *Core) authorize(ctx context.Context, st *unsealedState, req *logical.Re
 	if err != nil {
 		return nil, err
 	}
+	if len(te.BoundCIDRs) > 0 && (req.Connection == nil || !addrInCIDRs(req.Connection.RemoteAddr, te.BoundCIDRs)) {
+		return nil, logical.ErrPermissionDenied
+	}
 	req.ClientTokenAccessor = te.Accessor
 	req.DisplayName = te.DisplayName
 	req.EntityID = te.EntityID
@@ -178,6 +186,26 @@ func (c *Core) authorize(ctx context.Context, st *unsealedState, req *logical.Re
 		return nil, logical.ErrPermissionDenied
 	}
 	return te, nil
+}
+
+// addrInCIDRs reports whether addr is inside one of cidrs (CIDRs or bare
+// addresses). An unparsable addr is refused.
+func addrInCIDRs(addr string, cidrs []string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, c := range cidrs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			if p.Contains(a) {
+				return true
+			}
+		} else if b, err := netip.ParseAddr(c); err == nil && b.Unmap() == a {
+			return true
+		}
+	}
+	return false
 }
 
 func callerAuthOf(te *token.Entry) *logical.Auth {

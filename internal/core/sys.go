@@ -415,11 +415,12 @@ func (s *sysBackend) capabilities(mode string) framework.OperationFunc {
 		var policies []string
 		switch mode {
 		case "self":
-			te, err := s.st.tokens.Lookup(ctx, req.ClientToken)
-			if err != nil {
+			// HandleRequest authenticated the caller (and may have spent
+			// its last use) and set req.Policies.
+			if req.ClientTokenAccessor == "" {
 				return nil, ErrInvalidToken
 			}
-			policies = te.Policies
+			policies = req.Policies
 		case "accessor":
 			acc := d.String("accessor")
 			if acc == "" {

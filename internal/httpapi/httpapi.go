@@ -81,9 +81,22 @@ func (h *handler) wrap(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(sw, r)
-		h.logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+		h.logger.Debug("request", "method", r.Method, "path", logPath(r.URL.Path), "status", sw.status,
 			"duration", time.Since(start), "remote", remoteIP(r))
 	})
+}
+
+// tokenInURL are the (deprecated) paths that take a token in the URL.
+var tokenInURL = []string{"/v1/auth/token/renew/", "/v1/auth/token/revoke/", "/v1/auth/token/revoke-orphan/"}
+
+// logPath is the URL path as logged: a token in the URL is redacted.
+func logPath(p string) string {
+	for _, prefix := range tokenInURL {
+		if strings.HasPrefix(p, prefix) && len(p) > len(prefix) {
+			return prefix + "<redacted>"
+		}
+	}
+	return p
 }
 
 func hasDotSegment(p string) bool {
@@ -145,7 +158,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, msg, internal := statusOf(err)
 	if internal {
-		h.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		h.logger.Error("request failed", "method", r.Method, "path", logPath(r.URL.Path), "error", err)
 	}
 	errs := []string{}
 	if msg != "" {

@@ -518,6 +518,12 @@ path "required" {
 		{"denied", update, map[string]any{"role": "root"}, false},
 		{"denied", update, map[string]any{"role": "superuser"}, false},
 		{"denied", update, map[string]any{"role": "reader"}, true},
+		{"denied", update, map[string]any{"role": []any{"reader", "root"}}, false},
+		{"denied", update, map[string]any{"role": []string{"superuser", "reader"}}, false},
+		{"denied", update, map[string]any{"role": "reader,root"}, false},
+		{"denied", update, map[string]any{"role": "reader, root"}, false},
+		{"denied", update, map[string]any{"role": []any{"reader", "writer"}}, true},
+		{"denied", update, map[string]any{"role": "reader,writer"}, true},
 		{"denied-all", update, map[string]any{"x": "y"}, false},
 		{"denied-all", update, nil, true},
 		{"denied-all", list, map[string]any{"x": "y"}, true}, // list is not parameter-checked

@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -27,7 +28,7 @@ func paramsAllowed(p *perms, data map[string]any) bool {
 			return false
 		}
 		for k, v := range data {
-			if list, ok := p.denied[strings.ToLower(k)]; ok && valueInList(v, list) {
+			if list, ok := p.denied[strings.ToLower(k)]; ok && anyValueInList(v, list) {
 				return false
 			}
 		}
@@ -101,6 +102,27 @@ func valueInList(v any, list []any) bool {
 	default:
 		return scalarInList(v, list)
 	}
+}
+
+// anyValueInList is valueInList for denied parameters: a list value, or a
+// comma-separated string, is denied when any one element is.
+func anyValueInList(v any, list []any) bool {
+	if valueInList(v, list) {
+		return true
+	}
+	switch x := v.(type) {
+	case []any:
+		return slices.ContainsFunc(x, func(e any) bool { return scalarInList(e, list) })
+	case []string:
+		return slices.ContainsFunc(x, func(e string) bool { return scalarInList(e, list) })
+	case string:
+		for _, e := range strings.Split(x, ",") {
+			if scalarInList(strings.TrimSpace(e), list) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func scalarInList(v any, list []any) bool {

@@ -177,6 +177,10 @@ func (s *Store) handleCreate(orphanPath bool) framework.OperationFunc {
 				}
 			}
 		}
+		if slices.Contains(pols, "root") && !slices.Contains(parent.Policies, "root") {
+			// sudo lifts the subset rule but must not mint root tokens.
+			return nil, logical.BadRequest("root tokens may not be created without parent token being root")
+		}
 		if len(pols) != 1 || pols[0] != "root" {
 			pols = SanitizePolicies(pols, !d.Bool("no_default_policy"))
 			if d.Bool("no_default_policy") {

@@ -257,6 +257,8 @@ func TestCreatePolicies(t *testing.T) {
 		{name: "not a subset", parent: []string{"a"}, data: map[string]any{"policies": "a,b"}, wantCode: 400, wantMsg: "child policies must be subset of parent"},
 		{name: "root from non-root", parent: []string{"a"}, data: map[string]any{"policies": "root"}, wantCode: 400, wantMsg: "child policies must be subset of parent"},
 		{name: "sudo lifts the subset rule", parent: []string{"a"}, sudo: true, data: map[string]any{"policies": "z"}, want: []string{"default", "z"}},
+		{name: "sudo non-root cannot mint root", parent: []string{"a"}, sudo: true, data: map[string]any{"policies": "root"}, wantCode: 400, wantMsg: "root tokens may not be created without parent token being root"},
+		{name: "sudo non-root cannot mint root among others", parent: []string{"a"}, sudo: true, data: map[string]any{"policies": "z,root"}, wantCode: 400, wantMsg: "root tokens may not be created without parent token being root"},
 		{name: "non-assignable", data: map[string]any{"policies": "response-wrapping"}, wantCode: 400, wantMsg: `cannot assign policy "response-wrapping"`},
 		{name: "no policy at all", data: map[string]any{"policies": "a", "no_default_policy": true}, parent: []string{"a"}, want: []string{"a"}},
 		{name: "empty after no_default", parent: []string{"a"}, data: map[string]any{"policies": "default", "no_default_policy": true}, wantCode: 400, wantMsg: "token must have at least one policy"},

@@ -451,3 +451,37 @@ func TestRevokeRacingUseAndRenew(t *testing.T) {
 		}
 	}
 }
+
+// TestChildOfExpiredParentRefused checks that a token stops working as
+// soon as an ancestor expires, without waiting for Tidy.
+func TestChildOfExpiredParentRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	parent := e.create(t, e.root, map[string]any{"ttl": "1h"})
+	child := e.create(t, parent, map[string]any{"ttl": "5h"})
+	grandchild := e.create(t, child, map[string]any{"ttl": "5h"})
+	sibling := e.create(t, e.root, map[string]any{"ttl": "5h"})
+
+	e.clock.Advance(30 * time.Minute)
+	for name, id := range map[string]string{"child": child, "grandchild": grandchild} {
+		if _, err := e.store.Lookup(ctx, id); err != nil {
+			t.Fatalf("%s before the parent expired: %v", name, err)
+		}
+	}
+	e.clock.Advance(31 * time.Minute)
+	for name, id := range map[string]string{"grandchild": grandchild, "child": child} {
+		if _, err := e.store.Lookup(ctx, id); !errors.Is(err, logical.ErrNotFound) {
+			t.Errorf("%s after the parent expired: %v, want not found", name, err)
+		}
+		if _, err := e.do(t, logical.ReadOperation, "lookup-self", id, nil); statusOf(err) != 403 {
+			t.Errorf("%s lookup-self after the parent expired: %v, want 403", name, err)
+		}
+	}
+	if _, err := e.store.Lookup(ctx, sibling); err != nil {
+		t.Errorf("unrelated token: %v", err)
+	}
+	if keys, _ := e.storage.List(ctx, "id/"); len(keys) != 2 {
+		t.Errorf("%d token entries left, want root and sibling", len(keys))
+	}
+}

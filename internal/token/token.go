@@ -315,6 +315,27 @@ func (s *Store) lookupHash(ctx context.Context, h string, allowPending bool) (*E
 		}
 		return nil, logical.ErrNotFound
 	}
+	if e.Parent != "" {
+		// A token dies with its parent: an expired or missing ancestor
+		// makes it invalid now, not at the next Tidy.
+		ph, perr := s.hashByAccessor(ctx, e.Parent)
+		if perr == nil {
+			_, perr = s.lookupHash(ctx, ph, true)
+		}
+		if errors.Is(perr, logical.ErrNotFound) {
+			if cur, lerr := s.load(ctx, h); lerr == nil && cur.Parent != e.Parent {
+				// Orphaned by a concurrent revoke-orphan: look again.
+				return s.lookupHash(ctx, h, allowPending)
+			}
+			if err := s.revokeHash(ctx, h); err != nil {
+				s.log.WarnContext(ctx, "lazy token revocation failed", "accessor", e.Accessor, "error", err)
+			}
+			return nil, logical.ErrNotFound
+		}
+		if perr != nil {
+			return nil, perr
+		}
+	}
 	return e, nil
 }
 

@@ -128,7 +128,9 @@ func (k *keySet) key(ctx context.Context, kid string) ([]*rsa.PublicKey, error) 
 	recent := !k.attempted.IsZero() && k.clock.Now().Sub(k.attempted) < minKeyRefresh
 	k.mu.RUnlock()
 	if !recent {
-		if err := k.refresh(ctx); err != nil {
+		// Detached from the caller: a client hanging up mid-fetch must not
+		// use up the refetch allowance (the HTTP client's timeout bounds it).
+		if err := k.refresh(context.WithoutCancel(ctx)); err != nil {
 			if len(keys) > 0 { // stale but known: keep working while the issuer is down
 				k.logger.Warn("azure auth: JWKS refresh failed; using cached keys", "jwks_uri", k.uri, "error", err)
 				return keys, nil

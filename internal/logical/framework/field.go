@@ -261,32 +261,58 @@ func parseBool(v any) (bool, error) {
 	}
 }
 
+// maxDurationSeconds bounds durations given in seconds (about 292 years,
+// what time.Duration can hold).
+const maxDurationSeconds = int64(1<<63-1) / int64(time.Second)
+
 // ParseDuration parses Vault's duration input: integer seconds (number or
-// string) or a Go duration string, with "d" accepted for days.
+// string) or a Go duration string, with "d" accepted for days. Negative
+// and out-of-range durations are errors.
 func ParseDuration(v any) (time.Duration, error) {
+	secs := func(n int64) (time.Duration, error) {
+		if n < 0 {
+			return 0, fmt.Errorf("negative duration %d", n)
+		}
+		if n > maxDurationSeconds {
+			return 0, fmt.Errorf("duration %d seconds is out of range", n)
+		}
+		return time.Duration(n) * time.Second, nil
+	}
 	switch x := v.(type) {
 	case time.Duration:
+		if x < 0 {
+			return 0, fmt.Errorf("negative duration %s", x)
+		}
 		return x, nil
 	case int:
-		return time.Duration(x) * time.Second, nil
+		return secs(int64(x))
 	case int64:
-		return time.Duration(x) * time.Second, nil
+		return secs(x)
 	case float64:
+		if x != x || x < 0 || x > float64(maxDurationSeconds) {
+			return 0, fmt.Errorf("duration %v is out of range", x)
+		}
 		return time.Duration(x * float64(time.Second)), nil
 	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return secs(i)
+		}
 		f, err := x.Float64()
-		return time.Duration(f * float64(time.Second)), err
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q", x.String())
+		}
+		return ParseDuration(f)
 	case string:
 		s := strings.TrimSpace(x)
 		if s == "" {
 			return 0, nil
 		}
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return time.Duration(i) * time.Second, nil
+			return secs(i)
 		}
 		if strings.HasSuffix(s, "d") {
-			days, err := strconv.Atoi(strings.TrimSuffix(s, "d"))
-			if err != nil {
+			days, err := strconv.ParseInt(strings.TrimSuffix(s, "d"), 10, 64)
+			if err != nil || days < 0 || days > maxDurationSeconds/86400 {
 				return 0, fmt.Errorf("invalid duration %q", s)
 			}
 			return time.Duration(days) * 24 * time.Hour, nil
