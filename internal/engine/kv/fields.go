@@ -196,6 +196,10 @@ func signedDuration(v any) (time.Duration, error) {
 	if v == nil {
 		return 0, nil
 	}
+	if n, err := intValue(v); err == nil && n < 0 {
+		d, err := framework.ParseDuration(-n)
+		return -d, err
+	}
 	return framework.ParseDuration(v)
 }
 
