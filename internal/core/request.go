@@ -227,6 +227,12 @@ func callerAuthOf(te *token.Entry) *logical.Auth {
 // postProcess turns a login's Auth into a token and registers leases.
 func (c *Core) postProcess(ctx context.Context, st *unsealedState, m *mount, req *logical.Request, resp *logical.Response) error {
 	if resp.Auth != nil && m.entry().Table == tableAuth && m.entry().Type != "token" {
+		// Only a login (an unauthenticated path of an auth method) may turn
+		// into a new token, as in Vault.
+		if !matchSpecial(specialOf(m).Unauthenticated, req.Path) {
+			c.logger.Error("auth method returned a login result outside a login path", "mount", m.path, "path", req.Path)
+			return &logical.CodedError{Status: 500, Msg: "internal error: login result outside a login path"}
+		}
 		if err := c.createLoginToken(ctx, st, m, resp.Auth); err != nil {
 			return err
 		}

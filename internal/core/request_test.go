@@ -27,6 +27,15 @@ func cidrAuthFactory(context.Context, logical.BackendConfig) (logical.Backend, e
 		}},
 		Special: &logical.Paths{Unauthenticated: []string{"login"}},
 	}
+	// "sneak" is an authenticated path that (wrongly) returns an Auth.
+	b.Paths = append(b.Paths, &framework.Path{
+		Pattern: "sneak",
+		Operations: map[logical.Operation]framework.OperationFunc{
+			logical.UpdateOperation: func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+				return &logical.Response{Auth: &logical.Auth{DisplayName: "sneak", Policies: []string{"default"}}}, nil
+			},
+		},
+	})
 	if err := b.Compile(); err != nil {
 		return nil, err
 	}
@@ -82,5 +91,35 @@ func TestBoundCIDRsEnforced(t *testing.T) {
 				t.Errorf("from %q: %v", tc.addr, err)
 			}
 		})
+	}
+}
+
+// TestAuthOutsideLoginMintsNothing: an Auth returned by an authenticated
+// path of an auth method does not become a token.
+func TestAuthOutsideLoginMintsNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, err := New(Config{Physical: inmem.New(), Registry: &Registry{Auth: map[string]logical.Factory{"cidr": cidrAuthFactory}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	dev, err := c.DevInitialize(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err = c.Mount(ctx, &MountEntry{Table: tableAuth, Path: "cidr", Type: "cidr"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.HandleRequest(ctx, &logical.Request{
+		Operation: logical.UpdateOperation, Path: "auth/cidr/sneak", ClientToken: dev.RootToken,
+		Connection: &logical.Connection{RemoteAddr: "127.0.0.1"},
+	})
+	var coded *logical.CodedError
+	if !errors.As(err, &coded) || coded.Status != 500 {
+		t.Fatalf("auth from a non-login path: resp %+v, err %v; want a 500 error", resp, err)
+	}
+	if resp != nil {
+		t.Fatalf("auth from a non-login path returned a response: %+v", resp)
 	}
 }
