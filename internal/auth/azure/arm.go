@@ -169,12 +169,15 @@ func (c *sdkClients) identities(sub string) (msiClient, error) {
 type genericIdentity struct {
 	Location string `json:"location"`
 	Identity *struct {
-		PrincipalID            *string `json:"principalId"`
-		UserAssignedIdentities map[string]*struct {
-			PrincipalID *string `json:"principalId"`
-			ClientID    *string `json:"clientId"`
-		} `json:"userAssignedIdentities"`
+		PrincipalID            *string                  `json:"principalId"`
+		UserAssignedIdentities map[string]*userIdentity `json:"userAssignedIdentities"`
 	} `json:"identity"`
+}
+
+// userIdentity is one user-assigned identity of a resource.
+type userIdentity struct {
+	PrincipalID *string `json:"principalId"`
+	ClientID    *string `json:"clientId"`
 }
 
 func (c *sdkClients) pipeline() (*arm.Client, error) {
@@ -372,23 +375,12 @@ func (l *resourceLookup) scaleSet(ctx context.Context, sub, rg, name string) (*r
 		if resp.Identity == nil {
 			return nil, fail(ErrNotAuthorized, nil, "vmss client did not return identity information")
 		}
-		info := &resourceInfo{location: deref(resp.Location)}
-		if p := deref(resp.Identity.PrincipalID); p != "" {
-			info.principalIDs = append(info.principalIDs, p)
+		ids, err := principalIDs(ctx, l, resp.Identity.PrincipalID, resp.Identity.UserAssignedIdentities,
+			func(v *armcompute.UserAssignedIdentitiesValue) *string { return v.PrincipalID })
+		if err != nil {
+			return nil, err
 		}
-		for id, v := range resp.Identity.UserAssignedIdentities {
-			p := ""
-			if v != nil {
-				p = deref(v.PrincipalID)
-			}
-			if p == "" {
-				if p, err = l.identityPrincipal(ctx, id); err != nil {
-					return nil, err
-				}
-			}
-			info.principalIDs = append(info.principalIDs, p)
-		}
-		return info, nil
+		return &resourceInfo{location: deref(resp.Location), principalIDs: ids}, nil
 	})
 }
 
@@ -430,24 +422,39 @@ func (l *resourceLookup) resource(ctx context.Context, resourceID string) (*reso
 		if g.Identity == nil {
 			return nil, fail(ErrNotAuthorized, nil, "client did not return identity information")
 		}
-		info := &resourceInfo{} // Vault reports no location for resource_id logins
-		if p := deref(g.Identity.PrincipalID); p != "" {
-			info.principalIDs = append(info.principalIDs, p)
+		ids, err := principalIDs(ctx, l, g.Identity.PrincipalID, g.Identity.UserAssignedIdentities,
+			func(v *userIdentity) *string { return v.PrincipalID })
+		if err != nil {
+			return nil, err
 		}
-		for id, v := range g.Identity.UserAssignedIdentities {
-			p := ""
-			if v != nil {
-				p = deref(v.PrincipalID)
-			}
-			if p == "" {
-				if p, err = l.identityPrincipal(ctx, id); err != nil {
-					return nil, err
-				}
-			}
-			info.principalIDs = append(info.principalIDs, p)
-		}
-		return info, nil
+		// Vault reports no location for resource_id logins.
+		return &resourceInfo{principalIDs: ids}, nil
 	})
+}
+
+// principalIDs lists the system-assigned principal (when set) and the
+// principals of the user-assigned identities; a user-assigned identity
+// reported without a principal ID (VMSS Flex) is read from the managed
+// identity API.
+func principalIDs[V any](ctx context.Context, l *resourceLookup, system *string, users map[string]*V, principal func(*V) *string) ([]string, error) {
+	var out []string
+	if p := deref(system); p != "" {
+		out = append(out, p)
+	}
+	for id, v := range users {
+		p := ""
+		if v != nil {
+			p = deref(principal(v))
+		}
+		if p == "" {
+			var err error
+			if p, err = l.identityPrincipal(ctx, id); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // identityPrincipal reads a user-assigned identity's principal ID.
